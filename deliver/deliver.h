@@ -1,0 +1,80 @@
+/*
+ * deliver — puts one received message into the vaults of its recipients.
+ *
+ * Data flow: smtpd (after DATA) or `sealpost deliver` (stdin) → here →
+ * mime (isolated parse) → vault writer → store. Called with the message in a
+ * memfd: the message is never written to persistent disk in clear.
+ *
+ * Contract: deliver_message returns SP_OK only when every recipient's item
+ * (sealed original, parsed parts, sealed metadata) is on stable storage and
+ * committed (RULES.md 1). Recipients are all-or-nothing: one transaction
+ * holds every recipient's item, so a 4xx never leaves some of them behind.
+ */
+#ifndef SEALPOST_DELIVER_H
+#define SEALPOST_DELIVER_H
+
+#include "lib/rand.h"
+#include "lib/status.h"
+#include "policy/config.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct deliver_ctx;
+
+/* One per thread (it holds a store connection). Takes a config reference. */
+struct deliver_ctx *deliver_open(struct config *cfg, char **err);
+void deliver_close(struct deliver_ctx *d);
+
+/* A resolved recipient. */
+struct rcpt {
+    char *address;   /* user@domain as typed (lower-cased, tag removed) */
+    char *tag;       /* the +tag, or NULL */
+    int64_t user_id;
+    char *user_name;
+};
+void rcpt_clear(struct rcpt *r);
+
+/*
+ * Resolves address to a recipient: SP_OK, SP_UNKNOWN_USER, SP_DISABLED_USER,
+ * SP_RELAY_DENIED (not a Mail-in domain), SP_OVER_QUOTA (size_hint bytes
+ * would not fit, or the vault is full), SP_BAD_ADDRESS, SP_TEMPFAIL.
+ * postmaster@ and abuse@ each Mail-in domain resolve to [mailin] postmaster.
+ */
+enum sp_status deliver_rcpt_check(struct deliver_ctx *d, const char *address, uint64_t size_hint,
+                                  struct rcpt *out) __attribute__((warn_unused_result));
+
+/* What the receiving side saw; every string may be NULL. */
+struct arrival {
+    const char *trace;        /* header lines to put on top of the original,
+                                 CRLF-terminated (Received:, Authentication-Results:) */
+    const char *via;          /* "smtp", "esmtps", "local", … */
+    const char *helo;
+    const char *client_addr;
+    const char *mail_from;
+    const char *tls_version;
+    const char *tls_cipher;
+    const char *dkim;         /* e.g. "pass (d=example.org)" / "none" / "temperror" */
+    const char *spf;          /* e.g. "pass" / "none" / "temperror" */
+};
+
+/*
+ * Delivers the message in fd (read from offset 0) to rcpts[0..n). Writes the
+ * queue id (also in every log line) to queue_id. Returns SP_OK, SP_TOO_BIG,
+ * SP_OVER_QUOTA, SP_DISK_FULL or SP_TEMPFAIL.
+ */
+enum sp_status deliver_message(struct deliver_ctx *d, int fd, const struct rcpt *rcpts, size_t n,
+                               const struct arrival *a, char queue_id[RAND_ID_LEN + 1])
+    __attribute__((warn_unused_result));
+
+/*
+ * Removes crash leftovers in the data directory: temp files, and blobs no
+ * committed item refers to, older than grace seconds. Returns how many
+ * files were removed, or -1.
+ */
+long deliver_cleanup(struct deliver_ctx *d, unsigned grace);
+
+/* Grace before an unreferenced blob is taken for a crash leftover. */
+#define DELIVER_ORPHAN_GRACE (60 * 60)
+
+#endif
