@@ -10,6 +10,7 @@
 #define SEALPOST_PARSE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 int parse_uint(const char *s, uint64_t *out) __attribute__((warn_unused_result));
