@@ -44,6 +44,21 @@ const char *const db_migrations[] = {
     "  client TEXT,"
     "  detail TEXT);"
     "CREATE INDEX events_subject ON events(subject, id);",
+    /* 2 -> 3: outbound queue (lib/db_queue.c); data is encrypted by deliver/outbound */
+    "CREATE TABLE outbound_queue ("
+    "  id TEXT PRIMARY KEY,"
+    "  send_id TEXT,"
+    "  kind TEXT NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL,"
+    "  next_try INTEGER NOT NULL,"
+    "  lease INTEGER NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  last_error TEXT,"
+    "  size INTEGER NOT NULL,"
+    "  data BLOB);"
+    "CREATE INDEX outbound_queue_due ON outbound_queue(state, next_try);",
 };
 
 const size_t db_migrations_count = sizeof(db_migrations) / sizeof(db_migrations[0]);
