@@ -193,8 +193,8 @@ static int auth_fd_wait(int fd, short ev, int64_t until)
  * Builds a recursive query for name/type with an EDNS0 OPT record
  * advertising payload bytes. Returns its length, -1 for a bad name.
  */
-static int auth_dns_question(unsigned char *q, size_t qsz, const char *name, int type,
-                             uint16_t id, uint16_t payload)
+static int auth_dns_question(unsigned char *q, size_t qsz, const char *name, int type, uint16_t id,
+                             uint16_t payload)
 {
     unsigned char *p = q + HFIXEDSZ;
     int n;
@@ -202,9 +202,9 @@ static int auth_dns_question(unsigned char *q, size_t qsz, const char *name, int
     memset(q, 0, HFIXEDSZ);
     q[0] = (unsigned char)(id >> 8);
     q[1] = (unsigned char)id;
-    q[2] = 0x01;  /* RD */
-    q[5] = 1;     /* QDCOUNT */
-    q[11] = 1;    /* ARCOUNT: the OPT record */
+    q[2] = 0x01; /* RD */
+    q[5] = 1;    /* QDCOUNT */
+    q[11] = 1;   /* ARCOUNT: the OPT record */
     n = dn_comp(name, p, (int)(qsz - HFIXEDSZ - 4 - 11), NULL, NULL);
     if (n < 0)
         return -1;
@@ -425,15 +425,14 @@ static DKIM_CBSTAT auth_dkim_prescreen(DKIM *dkim, DKIM_SIGINFO **sigs, int nsig
 static DKIM_LIB *auth_dkim_lib_new(const char *keyfile, unsigned timeout)
 {
     DKIM_LIB *lib = dkim_init(NULL, NULL);
-    unsigned int flags = DKIM_LIBFLAGS_BADSIGHANDLES;
-    uint64_t to = timeout;
+    uint32_t flags = DKIM_LIBFLAGS_BADSIGHANDLES;
+    unsigned int to = timeout;
 
     if (lib == NULL) {
         msg_error("smtpd_auth: dkim_init failed");
         return NULL;
     }
-    if (dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_FLAGS, &flags, sizeof(flags)) !=
-            DKIM_STAT_OK ||
+    if (dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_FLAGS, &flags, sizeof(flags)) != DKIM_STAT_OK ||
         dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_TIMEOUT, &to, sizeof(to)) != DKIM_STAT_OK ||
         dkim_set_prescreen(lib, auth_dkim_prescreen) != DKIM_STAT_OK)
         goto fail;
@@ -472,14 +471,56 @@ static SPF_dns_rr_t *auth_spf_rr_new(SPF_dns_server_t *srv, const char *domain, 
     return rr;
 }
 
-/* Copies one answer record of the type asked into rr. 0, or -1 to skip. */
-static int auth_spf_rr_add(SPF_dns_rr_t *rr, int idx, const ns_msg *msg, const ns_rr *r)
+/* One resource record of a reply, located by auth_dns_rr_next(). */
+struct auth_dns_rr {
+    int type;
+    int class;
+    uint32_t ttl;
+    const unsigned char *rdata;
+    size_t rdlen;
+};
+
+/* Steps *pos past the question section of reply a[0..alen). -1: corrupt. */
+static int auth_dns_skip_question(const unsigned char *a, size_t alen, size_t *pos)
 {
-    const unsigned char *rd = ns_rr_rdata(*r);
-    size_t rdlen = ns_rr_rdlen(*r);
+    int n = dn_skipname(a + HFIXEDSZ, a + alen);
+
+    if (alen < HFIXEDSZ || n < 0 || HFIXEDSZ + (size_t)n + 4 > alen)
+        return -1;
+    *pos = HFIXEDSZ + (size_t)n + 4;
+    return 0;
+}
+
+/* Reads the record at *pos and steps past it. -1: corrupt. */
+static int auth_dns_rr_next(const unsigned char *a, size_t alen, size_t *pos,
+                            struct auth_dns_rr *rr)
+{
+    int n = dn_skipname(a + *pos, a + alen);
+    const unsigned char *p;
+
+    if (n < 0 || *pos + (size_t)n + 10 > alen)
+        return -1;
+    p = a + *pos + n;
+    rr->type = p[0] << 8 | p[1];
+    rr->class = p[2] << 8 | p[3];
+    rr->ttl = (uint32_t)p[4] << 24 | (uint32_t)p[5] << 16 | (uint32_t)p[6] << 8 | p[7];
+    rr->rdlen = (size_t)p[8] << 8 | p[9];
+    rr->rdata = p + 10;
+    if (*pos + (size_t)n + 10 + rr->rdlen > alen)
+        return -1;
+    *pos += (size_t)n + 10 + rr->rdlen;
+    return 0;
+}
+
+/* Copies one answer record of the type asked into rr. 0, or -1 to skip. */
+static int auth_spf_rr_add(SPF_dns_rr_t *rr, int idx, const unsigned char *a, size_t alen,
+                           const struct auth_dns_rr *r)
+{
+    const unsigned char *rd = r->rdata;
+    size_t rdlen = r->rdlen;
     char name[NS_MAXDNAME];
 
-    switch (ns_rr_type(*r)) {
+    switch (r->type) {
     case ns_t_a:
         if (rdlen != sizeof(struct in_addr) ||
             SPF_dns_rr_buf_realloc(rr, idx, sizeof(struct in_addr)) != SPF_E_SUCCESS)
@@ -494,14 +535,12 @@ static int auth_spf_rr_add(SPF_dns_rr_t *rr, int idx, const ns_msg *msg, const n
         return 0;
     case ns_t_mx:
     case ns_t_ptr: {
-        const unsigned char *at = rd + (ns_rr_type(*r) == ns_t_mx ? NS_INT16SZ : 0);
+        size_t skip = r->type == ns_t_mx ? NS_INT16SZ : 0;
 
-        if (at > rd + rdlen ||
-            ns_name_uncompress(ns_msg_base(*msg), ns_msg_end(*msg), at, name, sizeof(name)) <
-                0 ||
+        if (rdlen < skip + 1 || dn_expand(a, a + alen, rd + skip, name, sizeof(name)) < 0 ||
             SPF_dns_rr_buf_realloc(rr, idx, strlen(name) + 1) != SPF_E_SUCCESS)
             return -1;
-        strcpy(ns_rr_type(*r) == ns_t_mx ? rr->rr[idx]->mx : rr->rr[idx]->ptr, name);
+        strcpy(r->type == ns_t_mx ? rr->rr[idx]->mx : rr->rr[idx]->ptr, name);
         return 0;
     }
     case ns_t_txt: {
@@ -535,7 +574,7 @@ static SPF_dns_rr_t *auth_spf_lookup(SPF_dns_server_t *srv, const char *domain, 
     struct auth_dns *d = srv->hook;
     unsigned char *ans;
     SPF_dns_rr_t *rr;
-    ns_msg msg;
+    size_t pos;
     int n;
     int cnt = 0;
 
@@ -544,25 +583,25 @@ static SPF_dns_rr_t *auth_spf_lookup(SPF_dns_server_t *srv, const char *domain, 
         return auth_spf_rr_new(srv, domain, type, NO_DATA);
     ans = xmalloc(AUTH_DNS_TCP_MAX);
     n = auth_dns_query(d, domain, type, ans, AUTH_DNS_TCP_MAX);
-    if (n < 0 || ns_initparse(ans, n, &msg) < 0) {
+    if (n < 0 || auth_dns_skip_question(ans, (size_t)n, &pos) < 0) {
         free(ans);
         return auth_spf_rr_new(srv, domain, type, TRY_AGAIN);
     }
-    if (ns_msg_getflag(msg, ns_f_rcode) == ns_r_nxdomain) {
+    if ((ans[3] & 0x0f) == ns_r_nxdomain) {
         free(ans);
         return auth_spf_rr_new(srv, domain, type, HOST_NOT_FOUND);
     }
     rr = auth_spf_rr_new(srv, domain, type, NETDB_SUCCESS);
-    for (int i = 0; i < ns_msg_count(msg, ns_s_an); i++) {
-        ns_rr r;
+    for (int i = 0; i < (ans[6] << 8 | ans[7]); i++) {
+        struct auth_dns_rr r;
 
-        if (ns_parserr(&msg, ns_s_an, i, &r) < 0)
+        if (auth_dns_rr_next(ans, (size_t)n, &pos, &r) < 0)
             break;
-        if (ns_rr_type(r) != type || ns_rr_class(r) != ns_c_in)
+        if (r.type != (int)type || r.class != ns_c_in)
             continue; /* CNAMEs: the server followed them for us */
-        if (auth_spf_rr_add(rr, cnt, &msg, &r) == 0) {
-            if (cnt == 0 || (time_t)ns_rr_ttl(r) < rr->ttl)
-                rr->ttl = ns_rr_ttl(r);
+        if (auth_spf_rr_add(rr, cnt, ans, (size_t)n, &r) == 0) {
+            if (cnt == 0 || (time_t)r.ttl < rr->ttl)
+                rr->ttl = (time_t)r.ttl;
             cnt++;
         }
     }
@@ -602,9 +641,9 @@ static SPF_dns_server_t *auth_spf_zone_load(const char *path)
         ns_type type;
         SPF_dns_stat_t herrno;
     } types[] = {
-        {"TXT", ns_t_txt, NETDB_SUCCESS}, {"A", ns_t_a, NETDB_SUCCESS},
+        {"TXT", ns_t_txt, NETDB_SUCCESS},   {"A", ns_t_a, NETDB_SUCCESS},
         {"AAAA", ns_t_aaaa, NETDB_SUCCESS}, {"MX", ns_t_mx, NETDB_SUCCESS},
-        {"PTR", ns_t_ptr, NETDB_SUCCESS}, {"NXDOMAIN", ns_t_any, HOST_NOT_FOUND},
+        {"PTR", ns_t_ptr, NETDB_SUCCESS},   {"NXDOMAIN", ns_t_any, HOST_NOT_FOUND},
         {"TRYAGAIN", ns_t_any, TRY_AGAIN},
     };
     SPF_dns_server_t *zone = NULL;
@@ -640,8 +679,7 @@ static SPF_dns_server_t *auth_spf_zone_load(const char *path)
         if (type == NULL || t == sizeof(types) / sizeof(types[0]) ||
             (types[t].herrno == NETDB_SUCCESS) != (data != NULL && *data != '\0') ||
             SPF_dns_zone_add_str(zone, name, types[t].type, types[t].herrno,
-                                 types[t].herrno == NETDB_SUCCESS ? data : NULL) !=
-                SPF_E_SUCCESS) {
+                                 types[t].herrno == NETDB_SUCCESS ? data : NULL) != SPF_E_SUCCESS) {
             msg_warn("smtpd_auth: %s:%d: bad zone line", scrub(path), lineno);
             SPF_dns_free(zone);
             fclose(f);
@@ -789,8 +827,8 @@ static const char *auth_dkim_sig_result(DKIM_SIGINFO *sig)
 
 /* Feeds the message to a verifying handle; fills the DKIM part of out.
  * reasons[i] gets a short text for sigs[i] (or ""). -1 when unreadable. */
-static int auth_dkim_run(const struct smtpd_auth_request *rq, int fd,
-                         struct smtpd_auth_result *out, char reasons[][AUTH_REASON_MAX])
+static int auth_dkim_run(const struct smtpd_auth_request *rq, int fd, struct smtpd_auth_result *out,
+                         char reasons[][AUTH_REASON_MAX])
 {
     DKIM_LIB *lib = auth_dkim_lib;
     DKIM_SIGINFO **sigs = NULL;
@@ -850,22 +888,23 @@ static int auth_dkim_run(const struct smtpd_auth_request *rq, int fd,
             continue;
         auth_copy(s->result, sizeof(s->result), auth_dkim_sig_result(sigs[i]));
         auth_copy(s->domain, sizeof(s->domain), (const char *)dkim_sig_getdomain(sigs[i]));
-        auth_copy(s->selector, sizeof(s->selector),
-                  (const char *)dkim_sig_getselector(sigs[i]));
+        auth_copy(s->selector, sizeof(s->selector), (const char *)dkim_sig_getselector(sigs[i]));
         reasons[out->nsigs][0] = '\0';
-        if (strcmp(s->result, "pass") != 0 && err != DKIM_SIGERROR_UNKNOWN &&
-            err != DKIM_SIGERROR_OK)
+        if (strcmp(s->result, "pass") == 0)
+            ;
+        else if (strcmp(s->result, "fail") == 0 && dkim_sig_getbh(sigs[i]) == DKIM_SIGBH_MISMATCH)
+            auth_copy(reasons[out->nsigs], AUTH_REASON_MAX, "body hash mismatch");
+        else if (err != DKIM_SIGERROR_UNKNOWN && err != DKIM_SIGERROR_OK)
             auth_copy(reasons[out->nsigs], AUTH_REASON_MAX, dkim_sig_geterrorstr(err));
         else if (strcmp(s->result, "fail") == 0)
-            auth_copy(reasons[out->nsigs], AUTH_REASON_MAX,
-                      dkim_sig_getbh(sigs[i]) == DKIM_SIGBH_MISMATCH ? "body hash mismatch"
-                                                                    : "signature mismatch");
+            auth_copy(reasons[out->nsigs], AUTH_REASON_MAX, "signature mismatch");
         out->nsigs++;
     }
     if (out->nsigs == 0) {
-        /* unsigned; or refused before any signature was seen */
-        auth_copy(out->dkim, sizeof(out->dkim),
-                  st == DKIM_STAT_NOSIG || st == DKIM_STAT_OK || !fed ? "none" : "temperror");
+        /* unsigned, or too malformed to carry a signature */
+        bool trouble = st == DKIM_STAT_NORESOURCE || st == DKIM_STAT_INTERNAL;
+
+        auth_copy(out->dkim, sizeof(out->dkim), trouble ? "temperror" : "none");
     } else {
         unsigned best = 0;
 
@@ -887,9 +926,15 @@ done:
 
 /* ---- SPF ---- */
 
-static const char *auth_spf_result_name(SPF_result_t r)
+/*
+ * libspf2 1.2.10 leaves the result INVALID when it stopped on an error and
+ * says why only in the return code of the query: a DNS failure (even while
+ * fetching the record) is temperror, a record that does not compile is
+ * permerror (RFC 7208 4.6).
+ */
+static const char *auth_spf_result_name(SPF_response_t *resp, SPF_errcode_t err)
 {
-    switch (r) {
+    switch (SPF_response_result(resp)) {
     case SPF_RESULT_PASS:
         return "pass";
     case SPF_RESULT_FAIL:
@@ -902,8 +947,9 @@ static const char *auth_spf_result_name(SPF_result_t r)
         return "none";
     case SPF_RESULT_PERMERROR:
         return "permerror";
-    case SPF_RESULT_TEMPERROR:
     case SPF_RESULT_INVALID:
+        return err == SPF_E_DNS_ERROR || err == SPF_E_NO_MEMORY ? "temperror" : "permerror";
+    case SPF_RESULT_TEMPERROR:
     default:
         return "temperror";
     }
@@ -953,9 +999,10 @@ static void auth_spf_run(const struct smtpd_auth_request *rq, struct auth_dns *d
         SPF_request_set_env_from(req, out->spf_helo ? "" : from) != 0) {
         auth_copy(out->spf, sizeof(out->spf), "permerror");
     } else {
-        (void)SPF_request_query_mailfrom(req, &resp);
+        SPF_errcode_t err = SPF_request_query_mailfrom(req, &resp);
+
         auth_copy(out->spf, sizeof(out->spf),
-                  resp != NULL ? auth_spf_result_name(SPF_response_result(resp)) : "temperror");
+                  resp != NULL ? auth_spf_result_name(resp, err) : "temperror");
     }
     if (resp != NULL)
         SPF_response_free(resp);
@@ -1053,8 +1100,8 @@ static void auth_hdr_method(struct auth_hdr *h, const char *method, const char *
     auth_hdr_raw(h, result);
 }
 
-static void auth_header_build(const struct smtpd_auth_request *rq,
-                              struct smtpd_auth_result *out, char reasons[][AUTH_REASON_MAX])
+static void auth_header_build(const struct smtpd_auth_request *rq, struct smtpd_auth_result *out,
+                              char reasons[][AUTH_REASON_MAX])
 {
     struct auth_hdr h = {BUF_INIT, 0};
     char id[AUTH_VALUE_BYTES];
@@ -1070,8 +1117,10 @@ static void auth_header_build(const struct smtpd_auth_request *rq,
         auth_hdr_method(&h, "dkim", out->sigs[i].result);
         if (reasons[i][0] != '\0')
             auth_hdr_prop(&h, "reason", reasons[i]);
-        auth_hdr_prop(&h, "header.d", out->sigs[i].domain);
-        auth_hdr_prop(&h, "header.s", out->sigs[i].selector);
+        if (out->sigs[i].domain[0] != '\0')
+            auth_hdr_prop(&h, "header.d", out->sigs[i].domain);
+        if (out->sigs[i].selector[0] != '\0')
+            auth_hdr_prop(&h, "header.s", out->sigs[i].selector);
     }
     if (out->spf[0] != '\0') {
         auth_hdr_method(&h, "spf", out->spf);
@@ -1109,8 +1158,7 @@ void smtpd_auth_close(void)
     auth_dkim_lib = NULL;
 }
 
-int smtpd_auth_check(const struct smtpd_auth_request *rq, int msg_fd,
-                     struct smtpd_auth_result *out)
+int smtpd_auth_check(const struct smtpd_auth_request *rq, int msg_fd, struct smtpd_auth_result *out)
 {
     char reasons[SMTPD_AUTH_DKIM_MAX_SIGS][AUTH_REASON_MAX];
     struct auth_dns dns;

@@ -79,7 +79,7 @@ void smtpd_auth_close(void);
  * holds temperror for DKIM). Thread-safe; blocks at most dns_timeout
  * seconds plus CPU time.
  */
-int smtpd_auth_check(const struct smtpd_auth_request *rq, int msg_fd,
-                     struct smtpd_auth_result *out) __attribute__((warn_unused_result));
+int smtpd_auth_check(const struct smtpd_auth_request *rq, int msg_fd, struct smtpd_auth_result *out)
+    __attribute__((warn_unused_result));
 
 #endif
