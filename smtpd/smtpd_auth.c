@@ -15,9 +15,10 @@
  * 998 characters (RFC 5322 2.1.1).
  *
  * DNS: libopendkim's stock resolver and libspf2's resolv layer both call
- * res_nquery/res_nsend with the system's retry policy (glibc: 5 s per try,
- * 2 tries, per name server; TCP fallback with no timeout at all), which
- * cannot be bounded per call. So both libraries are given our own small
+ * res_nquery/res_nsend with the system's retry policy from resolv.conf
+ * (glibc default: 5 s per try, 2 tries, for each name server), which cannot
+ * be bounded per call; libopendkim's stock stub also ignores
+ * DKIM_OPTS_TIMEOUT. So both libraries are given our own small
  * stub resolver instead: UDP with EDNS0, TCP on truncation, non-blocking
  * sockets and poll(), and one deadline (dns_timeout) shared by every
  * lookup of one check. Past the deadline every lookup fails at once as a
@@ -25,7 +26,9 @@
  * name servers are those of /etc/resolv.conf (res_ninit), tried in order.
  * libopendkim reaches the resolver through its query-service hooks; those
  * hooks have no per-message argument, so the check in progress is found in
- * a thread-local pointer. libspf2 gets a DNS layer of its own per check.
+ * a thread-local pointer (the shared library handle's DKIM_OPTS_TIMEOUT is
+ * thus moot: the deadline rules). libspf2 gets a DNS layer of its own per
+ * check, so no libspf2 object is shared between threads.
  *
  * DKIM (RFC 6376) results map to RFC 8601 2.7.1: pass; fail (bad signature
  * or body hash); temperror (key lookup failed for now); permerror (no key,
@@ -75,8 +78,18 @@
 #define AUTH_DNS_UDP_PAYLOAD 1232
 /* Name servers tried per lookup (resolv.conf's MAXNS). */
 #define AUTH_DNS_MAX_NS MAXNS
+/* EDNS0 OPT record (RFC 6891 6.1.2) with no options: 11 bytes. */
+#define AUTH_DNS_OPT_LEN 11
+/* QTYPE and QCLASS after the question name. */
+#define AUTH_DNS_QTAIL 4
 /* A question: header, name, type and class, OPT record. */
-#define AUTH_DNS_QUERY_MAX (HFIXEDSZ + NS_MAXCDNAME + 4 + 11)
+#define AUTH_DNS_QUERY_MAX (HFIXEDSZ + NS_MAXCDNAME + AUTH_DNS_QTAIL + AUTH_DNS_OPT_LEN)
+/* Header bits (RFC 1035 4.1.1): byte 2 QR|Opcode|AA|TC|RD, byte 3 RA|Z|RCODE. */
+#define AUTH_DNS_QR 0x80
+#define AUTH_DNS_OPCODE 0x78
+#define AUTH_DNS_TC 0x02
+#define AUTH_DNS_RD 0x01
+#define AUTH_DNS_RCODE 0x0f
 /* Untrusted text put into one header value (an SMTP path is 256). */
 #define AUTH_VALUE_MAX 256
 /* Longest reason="" text (library error strings are short). */
@@ -202,10 +215,10 @@ static int auth_dns_question(unsigned char *q, size_t qsz, const char *name, int
     memset(q, 0, HFIXEDSZ);
     q[0] = (unsigned char)(id >> 8);
     q[1] = (unsigned char)id;
-    q[2] = 0x01; /* RD */
-    q[5] = 1;    /* QDCOUNT */
-    q[11] = 1;   /* ARCOUNT: the OPT record */
-    n = dn_comp(name, p, (int)(qsz - HFIXEDSZ - 4 - 11), NULL, NULL);
+    q[2] = AUTH_DNS_RD;
+    q[5] = 1;  /* QDCOUNT */
+    q[11] = 1; /* ARCOUNT: the OPT record */
+    n = dn_comp(name, p, (int)(qsz - HFIXEDSZ - AUTH_DNS_QTAIL - AUTH_DNS_OPT_LEN), NULL, NULL);
     if (n < 0)
         return -1;
     p += n;
@@ -228,18 +241,20 @@ static int auth_dns_question(unsigned char *q, size_t qsz, const char *name, int
 static bool auth_dns_reply_ok(const unsigned char *q, size_t qlen, const unsigned char *a,
                               size_t alen)
 {
-    size_t qsect = qlen - HFIXEDSZ - 11; /* name, type, class */
+    size_t qsect = qlen - HFIXEDSZ - AUTH_DNS_OPT_LEN; /* name, type, class */
 
     if (alen < HFIXEDSZ + qsect)
         return false;
-    if (a[0] != q[0] || a[1] != q[1] || (a[2] & 0x80) == 0 || (a[2] & 0x78) != 0)
+    if (a[0] != q[0] || a[1] != q[1] || (a[2] & AUTH_DNS_QR) == 0 || (a[2] & AUTH_DNS_OPCODE) != 0)
         return false;
     if (a[4] != 0 || a[5] != 1)
         return false;
-    for (size_t i = HFIXEDSZ; i < HFIXEDSZ + qsect - 4; i++)
+    size_t tail = HFIXEDSZ + qsect - AUTH_DNS_QTAIL;
+
+    for (size_t i = HFIXEDSZ; i < tail; i++)
         if (tolower(a[i]) != tolower(q[i]))
             return false;
-    return memcmp(a + HFIXEDSZ + qsect - 4, q + HFIXEDSZ + qsect - 4, 4) == 0;
+    return memcmp(a + tail, q + tail, AUTH_DNS_QTAIL) == 0;
 }
 
 static int auth_dns_udp(const struct sockaddr *sa, socklen_t salen, const unsigned char *q,
@@ -352,11 +367,11 @@ static int auth_dns_query(struct auth_dns *d, const char *name, int type, unsign
         if (d->deadline <= now)
             break;
         n = auth_dns_udp(sa, d->nslen[i], q, (size_t)qlen, ans, payload, until);
-        if (n > 0 && (ans[2] & 0x02) != 0) /* TC: ask again over TCP */
+        if (n > 0 && (ans[2] & AUTH_DNS_TC) != 0) /* truncated: ask again over TCP */
             n = auth_dns_tcp(sa, d->nslen[i], q, (size_t)qlen, ans, anssz, d->deadline);
         if (n < 0)
             continue;
-        rcode = ans[3] & 0x0f;
+        rcode = ans[3] & AUTH_DNS_RCODE;
         if (rcode == ns_r_noerror || rcode == ns_r_nxdomain)
             return n;
     }
@@ -485,9 +500,9 @@ static int auth_dns_skip_question(const unsigned char *a, size_t alen, size_t *p
 {
     int n = dn_skipname(a + HFIXEDSZ, a + alen);
 
-    if (alen < HFIXEDSZ || n < 0 || HFIXEDSZ + (size_t)n + 4 > alen)
+    if (alen < HFIXEDSZ || n < 0 || HFIXEDSZ + (size_t)n + AUTH_DNS_QTAIL > alen)
         return -1;
-    *pos = HFIXEDSZ + (size_t)n + 4;
+    *pos = HFIXEDSZ + (size_t)n + AUTH_DNS_QTAIL;
     return 0;
 }
 
@@ -587,7 +602,7 @@ static SPF_dns_rr_t *auth_spf_lookup(SPF_dns_server_t *srv, const char *domain, 
         free(ans);
         return auth_spf_rr_new(srv, domain, type, TRY_AGAIN);
     }
-    if ((ans[3] & 0x0f) == ns_r_nxdomain) {
+    if ((ans[3] & AUTH_DNS_RCODE) == ns_r_nxdomain) {
         free(ans);
         return auth_spf_rr_new(srv, domain, type, HOST_NOT_FOUND);
     }
