@@ -235,6 +235,26 @@ static void child_limit(int resource, rlim_t soft, rlim_t hard)
         _exit(MIME_CHILD_EXIT_SETUP);
 }
 
+/*
+ * Address space the child inherited. RLIMIT_AS counts it, and in a
+ * multithreaded daemon it holds every thread's stack and the libraries,
+ * easily hundreds of MB: so the limit is this plus mime_limits.memory,
+ * i.e. memory is what the parse may add. 0 when /proc cannot tell.
+ */
+static uint64_t child_vm_size(void)
+{
+    char b[64];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, b, sizeof(b) - 1);
+    close(fd);
+    uint64_t pages = 0;
+    for (ssize_t i = 0; i < n && b[i] >= '0' && b[i] <= '9'; i++)
+        pages = pages * 10 + (uint64_t)(b[i] - '0');
+    return pages * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
 /* Everything the child does before parsing: descriptors, signals, limits. */
 static void child_setup(int msgfd, int wfd, const struct mime_limits *lim, pid_t parent)
 {
@@ -284,8 +304,10 @@ static void child_setup(int msgfd, int wfd, const struct mime_limits *lim, pid_t
     /* ASan reserves terabytes of shadow address space: an RLIMIT_AS would
      * kill every child. Sanitizer builds are for tests only. */
 #else
-    if (lim->memory > 0)
-        child_limit(RLIMIT_AS, (rlim_t)lim->memory, (rlim_t)lim->memory);
+    if (lim->memory > 0) {
+        rlim_t as = (rlim_t)(child_vm_size() + lim->memory);
+        child_limit(RLIMIT_AS, as, as);
+    }
 #endif
 }
 
@@ -594,7 +616,12 @@ uint32_t mime_parse_isolated(int fd, const struct mime_limits *lim, const struct
                 why = rr == READ_TIMEOUT ? "timeout" : "protocol";
                 break;
             }
-            if (replay_record(&r, h[0], payload, len) != 0) {
+            /* The wall-clock limit is the parser's: time spent in the
+             * caller's sink (encrypting, writing) does not count. */
+            int64_t t0 = now_ms();
+            int bad = replay_record(&r, h[0], payload, len);
+            deadline += now_ms() - t0;
+            if (bad) {
                 why = "protocol";
                 break;
             }

@@ -100,8 +100,9 @@ int mime_filename_clean(const char *in, size_t inlen, char *out, size_t outsz)
     size_t max = outsz - 1 < MIME_NAME_MAX ? outsz - 1 : MIME_NAME_MAX;
     const unsigned char *p = (const unsigned char *)in;
     /* Every step below keeps or shrinks the length, except the '_' before
-     * a reserved name: one byte of headroom. */
-    char *tmp = xmalloc(inlen + 2);
+     * a reserved name: one byte of headroom; and room for the fallback. */
+    size_t tmpsz = inlen + 2 > sizeof(MIME_NAME_FALLBACK) ? inlen + 2 : sizeof(MIME_NAME_FALLBACK);
+    char *tmp = xmalloc(tmpsz);
     size_t len = 0;
 
     for (size_t i = 0; i < inlen;) {
