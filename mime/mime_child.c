@@ -235,6 +235,7 @@ static void child_limit(int resource, rlim_t soft, rlim_t hard)
         _exit(MIME_CHILD_EXIT_SETUP);
 }
 
+#if !defined(__SANITIZE_ADDRESS__)
 /*
  * Address space the child inherited. RLIMIT_AS counts it, and in a
  * multithreaded daemon it holds every thread's stack and the libraries,
@@ -254,6 +255,7 @@ static uint64_t child_vm_size(void)
         pages = pages * 10 + (uint64_t)(b[i] - '0');
     return pages * (uint64_t)sysconf(_SC_PAGESIZE);
 }
+#endif
 
 /* Everything the child does before parsing: descriptors, signals, limits. */
 static void child_setup(int msgfd, int wfd, const struct mime_limits *lim, pid_t parent)

@@ -21,7 +21,8 @@
  *    containers, from 1; ext from the type, ".bin" when unknown);
  *  - a message/rfc822 part is one attachment holding the whole nested
  *    message (its file name, else its Subject + ".eml", else "part-N.eml"),
- *    as GMime re-serialises it; then we descend into it and emit its
+ *    as GMime re-serialises it (same headers and bodies, LF line ends;
+ *    the sealed original keeps the exact bytes); then we descend into it and emit its
  *    attachments too. Its own bodies stay inside the .eml: they are not the
  *    outer message's bodies;
  *  - a multipart whose boundary never appears (everything fell into the
@@ -58,6 +59,9 @@
 
 /* Group nesting we render in From:/To: (RFC 5322 allows none). */
 #define MIME_ADDR_GROUP_DEPTH_MAX 2
+/* Group nesting an address header may have before GMime sees it (RFC 5322
+ * allows one level: "undisclosed-recipients:;"). */
+#define MIME_PRESCAN_GROUP_DEPTH_MAX 1
 /* Top-level header block screened before GMime sees it. */
 #define MIME_PRESCAN_MAX (1024u * 1024u)
 
@@ -765,7 +769,8 @@ static size_t mime_prescan(const char *map, size_t size, size_t header_size, str
         const char *c = memchr(map + start, ':', i - start);
         if (c != NULL && is_address_header(map + start, (size_t)(c - map) - start)) {
             size_t vlen = i - (size_t)(c + 1 - map);
-            if ((vlen > header_size || group_depth(c + 1, vlen) > 1) && nhide < max) {
+            if ((vlen > header_size || group_depth(c + 1, vlen) > MIME_PRESCAN_GROUP_DEPTH_MAX) &&
+                nhide < max) {
                 hide[nhide].start = start;
                 hide[nhide].end = i;
                 nhide++;

@@ -258,6 +258,12 @@ def main():
           b"Subject: " + "Grüße aus Köln ☕".encode() + b"\n"
           b"Date: Tue, 4 Mar 2025 10:00:00 +0100\n\nbody\n")
 
+    # a subject longer than header_size (long-subject.args: 64 bytes), cut
+    # on a character boundary; and a group in To:, which is legal
+    write("long-subject.eml",
+          b"From: alice@example.org\nTo: undisclosed-recipients:;\n"
+          b"Subject: " + "Überweisung ".encode() * 10 + b"\n\nbody\n")
+
     # nothing at all, and binary garbage
     write("empty.eml", b"")
     write("garbage.eml", bytes(range(256)) * 4)
