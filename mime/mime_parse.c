@@ -844,14 +844,16 @@ static GMimeStream *file_stream(int fd)
     struct stat st;
     if (fstat(fd, &st) != 0 || st.st_size == 0)
         return NULL;
-    GMimeStream *s = g_mime_stream_mmap_new(fd, PROT_READ, MAP_PRIVATE);
+    /* Explicit bounds: GMime would otherwise start at the descriptor's
+     * current offset, which the caller leaves wherever it likes (and which
+     * a forked child shares with its parent, so we never lseek). */
+    GMimeStream *s =
+        g_mime_stream_mmap_new_with_bounds(fd, PROT_READ, MAP_PRIVATE, 0, (gint64)st.st_size);
     if (s != NULL) {
         g_mime_stream_mmap_set_owner((GMimeStreamMmap *)s, FALSE);
         return s;
     }
-    if (lseek(fd, 0, SEEK_SET) != 0)
-        return NULL;
-    s = g_mime_stream_fs_new(fd);
+    s = g_mime_stream_fs_new_with_bounds(fd, 0, (gint64)st.st_size);
     g_mime_stream_fs_set_owner((GMimeStreamFs *)s, FALSE);
     return s;
 }
