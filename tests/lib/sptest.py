@@ -211,15 +211,16 @@ class Instance:
 
     # -- running commands -----------------------------------------------
 
-    def run(self, *args, input=None, check=True, env=None, text=False, timeout=300):
-        """Runs `$SEALPOST_BIN -c CONF args…`.
+    def run(self, *args, input=None, check=True, env=None, text=False, timeout=300,
+            conf=None):
+        """Runs `$SEALPOST_BIN -c CONF args…` (conf= another config file).
 
         input: str or bytes (str is UTF-8 encoded). Returns a CompletedProcess
         whose stdout/stderr are bytes (text=False) or str (text=True); in both
         cases .out and .err hold the decoded text as well. check=True raises
         SealpostError (with stderr) on a non-zero exit.
         """
-        cmd = [self.bin, "-c", self.conf] + [str(a) for a in args]
+        cmd = [self.bin, "-c", conf or self.conf] + [str(a) for a in args]
         e = dict(os.environ)
         if env:
             e.update(env)
