@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""Crash safety of local delivery (RULES.md 1, DESIGN.md property 6).
+
+A bounded loop (at most RUNS runs and LOOP_SECONDS seconds) starts
+`sealpost deliver` with a message of random size (1 KB – 2 MB) and SIGKILLs
+it after a random delay (0 – 150 ms). Afterwards:
+
+* `vault list` works;
+* the item count is at least the number of runs that exited 0 and at most
+  that plus the killed runs (a run killed after its commit may have
+  delivered; one that exited non-zero must not have);
+* every run that exited 0 is there exactly once, no run appears twice;
+* every listed item opens with `vault get`, and its body and attachment
+  are byte for byte what that run sent (no half items, ever);
+* another delivery still works (no stale lock), and crash leftovers in the
+  data directory (temp files) do not pile up.
+
+One "ok NAME" / "not ok NAME - reason" line per check.
+"""
+
+import base64
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+
+SRC = os.environ.get("SEALPOST_SRC") or os.path.abspath(
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
+
+from sptest import Instance, Tap, norm_text  # noqa: E402
+
+RUNS = 40
+LOOP_SECONDS = 60
+MIN_SIZE = 1024
+MAX_SIZE = 2 * 1024 * 1024
+MAX_DELAY = 0.150
+SUBJECT_RE = re.compile(r"^crash run (\d+) ([0-9a-f]{16})$")
+
+
+def make_message(i, rng):
+    """A message whose attachment is rng-random bytes of random size."""
+    size = rng.randint(MIN_SIZE, MAX_SIZE)
+    data = rng.randbytes(size)
+    nonce = rng.randbytes(8).hex()
+    body = f"Crash run {i}, {size} bytes attached, nonce {nonce}.\r\n"
+    b = f"=_crash_{nonce}"
+    msg = (
+        f"From: crash@sender.example\r\n"
+        f"To: victim@mailin.test\r\n"
+        f"Subject: crash run {i} {nonce}\r\n"
+        f"Message-ID: <crash-{i}-{nonce}@sender.example>\r\n"
+        f"MIME-Version: 1.0\r\n"
+        f'Content-Type: multipart/mixed; boundary="{b}"\r\n'
+        f"\r\n"
+        f"--{b}\r\n"
+        f"Content-Type: text/plain; charset=us-ascii\r\n"
+        f"\r\n"
+        f"{body}"
+        f"--{b}\r\n"
+        f"Content-Type: application/octet-stream\r\n"
+        f"Content-Transfer-Encoding: base64\r\n"
+        f'Content-Disposition: attachment; filename="run-{i}.bin"\r\n'
+        f"\r\n"
+    ).encode("ascii")
+    msg += base64.encodebytes(data).replace(b"\n", b"\r\n")
+    msg += f"--{b}--\r\n".encode("ascii")
+    return msg, body, data, f"run-{i}.bin"
+
+
+def data_files(root):
+    out = set()
+    for dp, _, fns in os.walk(root):
+        for fn in fns:
+            out.add(os.path.relpath(os.path.join(dp, fn), root))
+    return out
+
+
+def temp_like(names):
+    return sorted(n for n in names if re.search(r"(^|[./_-])(tmp|temp)([./_-]|$)|~$", n, re.I))
+
+
+def main():
+    t = Tap()
+    seed = int(os.environ.get("SPTEST_SEED") or time.time_ns() % (1 << 32))
+    t.diag(f"seed {seed} (set SPTEST_SEED to repeat)")
+    rng = random.Random(seed)
+    try:
+        inst = Instance()
+    except Exception as e:  # noqa: BLE001
+        t.ok("instance-init", False, str(e))
+        return t.done()
+    with inst:
+        run(t, inst, rng)
+    return t.done()
+
+
+def run(t, inst, rng):
+    try:
+        user = inst.add_user("victim")
+    except Exception as e:  # noqa: BLE001
+        t.ok("user-add", False, str(e))
+        return
+    addr = user["address"]
+    msgdir = os.path.join(inst.dir, "msgs")
+    os.makedirs(msgdir)
+
+    sent = {}      # run -> (body, data, name)
+    outcome = {}   # run -> "ok" | "killed" | "rc=N"
+    errors = {}
+    t0 = time.monotonic()
+    for i in range(RUNS):
+        if time.monotonic() - t0 > LOOP_SECONDS - 5:
+            break
+        msg, body, data, name = make_message(i, rng)
+        sent[i] = (body, data, name)
+        path = os.path.join(msgdir, f"{i}.eml")
+        with open(path, "wb") as f:
+            f.write(msg)
+        delay = rng.uniform(0, MAX_DELAY)
+        errpath = os.path.join(msgdir, f"{i}.err")
+        with open(path, "rb") as fin, open(errpath, "wb") as ferr:
+            p = subprocess.Popen([inst.bin, "-c", inst.conf, "deliver", "--to", addr],
+                                 stdin=fin, stdout=subprocess.DEVNULL, stderr=ferr)
+            time.sleep(delay)
+            killed = False
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+                killed = True
+            rc = p.wait()
+        if killed and rc == -signal.SIGKILL:
+            outcome[i] = "killed"
+        elif rc == 0:
+            outcome[i] = "ok"
+        else:
+            outcome[i] = f"rc={rc}"
+            with open(errpath, "rb") as f:
+                errors[i] = f.read().decode("utf-8", "replace").strip()[-300:]
+        os.unlink(path)
+    elapsed = time.monotonic() - t0
+    n_ok = sum(1 for v in outcome.values() if v == "ok")
+    n_killed = sum(1 for v in outcome.values() if v == "killed")
+    t.diag(f"{len(outcome)} runs in {elapsed:.1f}s: {n_ok} exited 0, {n_killed} killed, "
+           f"{len(outcome) - n_ok - n_killed} other")
+    t.ok("loop-ran", len(outcome) >= 10 and n_killed > 0,
+         f"{len(outcome)} runs, {n_killed} killed: nothing was tested")
+    t.ok("no-unexpected-exit", not errors,
+         "; ".join(f"run {i}: {outcome[i]} {errors[i]}" for i in sorted(errors)))
+
+    try:
+        items = inst.vault_list("victim")
+        ok = True
+    except Exception as e:  # noqa: BLE001
+        items, ok = [], False
+        t.ok("vault-list-after-crashes", False, str(e))
+    if ok:
+        t.ok("vault-list-after-crashes", True)
+    n = len(items)
+    t.ok("item-count-bounds", n_ok <= n <= n_ok + n_killed,
+         f"{n} items; want between {n_ok} and {n_ok + n_killed}")
+
+    seen = {}
+    bad_subject = []
+    for it in items:
+        m = SUBJECT_RE.match(it.get("subject") or "")
+        if not m or int(m.group(1)) not in sent:
+            bad_subject.append(it.get("subject"))
+            continue
+        seen.setdefault(int(m.group(1)), []).append(it)
+    t.ok("items-are-known-runs", not bad_subject, f"unknown subjects {bad_subject[:5]}")
+    dup = sorted(i for i, v in seen.items() if len(v) > 1)
+    t.ok("no-duplicate-items", not dup, f"runs delivered twice: {dup}")
+    missing = sorted(i for i, v in outcome.items() if v == "ok" and i not in seen)
+    t.ok("every-ok-run-present", not missing, f"runs that exited 0 but are missing: {missing}")
+    wrong = sorted(i for i in seen if outcome.get(i) not in ("ok", "killed"))
+    t.ok("no-failed-run-present", not wrong,
+         f"runs that exited non-zero but delivered: {[(i, outcome[i]) for i in wrong]}")
+
+    # Every item opens, whole.
+    bad = []
+    for i, its in sorted(seen.items()):
+        body, data, name = sent[i]
+        for it in its:
+            out = os.path.join(inst.dir, "out", str(it.get("id")))
+            p = inst.vault_get("victim", it.get("id"), out, check=False)
+            if p.returncode != 0:
+                bad.append(f"run {i} ({outcome[i]}): vault get exit {p.returncode}: {p.err.strip()[-200:]}")
+                continue
+            try:
+                with open(os.path.join(out, "body.txt"), "rb") as f:
+                    got_body = f.read().decode("utf-8", "replace")
+                with open(os.path.join(out, name), "rb") as f:
+                    got = f.read()
+                with open(os.path.join(out, "original.eml"), "rb") as f:
+                    orig = f.read()
+            except OSError as e:
+                bad.append(f"run {i} ({outcome[i]}): {e}")
+                continue
+            if norm_text(got_body) != norm_text(body):
+                bad.append(f"run {i}: body differs")
+            if got != data:
+                bad.append(f"run {i}: attachment {len(got)} bytes, want {len(data)} (differs)")
+            if b"\r\n\r\n" not in orig or not orig.rstrip().endswith(b"--"):
+                bad.append(f"run {i}: original.eml is not whole ({len(orig)} bytes)")
+    t.ok("every-item-opens-whole", not bad and seen, "; ".join(bad[:8]) or "no items")
+
+    # Life goes on: a plain delivery works and shows up.
+    files_before = data_files(inst.data_dir)
+    msg, body, data, name = make_message(RUNS + 1, rng)
+    rc = inst.deliver(msg, addr)
+    n2 = len(inst.vault_list("victim")) if rc == 0 else n
+    t.ok("deliver-after-crashes", rc == 0 and n2 == n + 1,
+         f"exit {rc} ({inst.last.err.strip()[-300:]}), items {n} -> {n2}")
+
+    # Crash leftovers: temp files must not survive the next delivery.
+    files_after = data_files(inst.data_dir)
+    left_before = temp_like(files_before)
+    left_after = temp_like(files_after)
+    t.diag(f"data dir: {len(files_before)} files after the loop, {len(files_after)} after "
+           f"one more delivery; temp-like before {left_before[:10]}, after {left_after[:10]}")
+    t.ok("no-temp-files-after-next-deliver", not left_after,
+         f"temp files left in the data dir: {left_after[:10]}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
