@@ -12,13 +12,17 @@ it after a random delay (0 – 150 ms). Afterwards:
 * every run that exited 0 is there exactly once, no run appears twice;
 * every listed item opens with `vault get`, and its body and attachment
   are byte for byte what that run sent (no half items, ever);
-* another delivery still works (no stale lock), and crash leftovers in the
-  data directory (temp files) do not pile up.
+* another delivery still works (no stale lock);
+* crash leftovers (data/tmp/ files, blobs no item names) survive
+  `vault cleanup` with the default grace (they are young) and are all gone
+  after `vault cleanup --grace 0s`, which leaves exactly one blob per item
+  (and every item still opens: the cleanup removed nothing needed).
 
 One "ok NAME" / "not ok NAME - reason" line per check.
 """
 
 import base64
+import hashlib
 import os
 import random
 import re
@@ -71,16 +75,16 @@ def make_message(i, rng):
     return msg, body, data, f"run-{i}.bin"
 
 
-def data_files(root):
-    out = set()
-    for dp, _, fns in os.walk(root):
-        for fn in fns:
-            out.add(os.path.relpath(os.path.join(dp, fn), root))
-    return out
-
-
-def temp_like(names):
-    return sorted(n for n in names if re.search(r"(^|[./_-])(tmp|temp)([./_-]|$)|~$", n, re.I))
+def leftovers(inst):
+    """(temp files, blob files) under the data dir (layout of deliver/deliver.c)."""
+    tmp = set()
+    blobs = set()
+    for sub, acc in (("tmp", tmp), ("blobs", blobs)):
+        root = os.path.join(inst.data_dir, sub)
+        for dp, _, fns in os.walk(root):
+            for fn in fns:
+                acc.add(os.path.relpath(os.path.join(dp, fn), root))
+    return tmp, blobs
 
 
 def main():
@@ -116,7 +120,7 @@ def run(t, inst, rng):
         if time.monotonic() - t0 > LOOP_SECONDS - 5:
             break
         msg, body, data, name = make_message(i, rng)
-        sent[i] = (body, data, name)
+        sent[i] = (body, data, name, len(msg), hashlib.sha256(msg).digest())
         path = os.path.join(msgdir, f"{i}.eml")
         with open(path, "wb") as f:
             f.write(msg)
@@ -179,10 +183,41 @@ def run(t, inst, rng):
     t.ok("no-failed-run-present", not wrong,
          f"runs that exited non-zero but delivered: {[(i, outcome[i]) for i in wrong]}")
 
-    # Every item opens, whole.
+    # Life goes on: a plain delivery works and shows up.
+    msg, body, data, name = make_message(RUNS + 1, rng)
+    rc = inst.deliver(msg, addr)
+    n2 = len(inst.vault_list("victim")) if rc == 0 else n
+    t.ok("deliver-after-crashes", rc == 0 and n2 == n + 1,
+         f"exit {rc} ({inst.last.err.strip()[-300:]}), items {n} -> {n2}")
+    if rc == 0:
+        seen.setdefault(RUNS + 1, [])
+        sent[RUNS + 1] = (body, data, name, len(msg), hashlib.sha256(msg).digest())
+        outcome[RUNS + 1] = "ok"
+        seen[RUNS + 1] = [it for it in inst.vault_list("victim")
+                          if (it.get("subject") or "").startswith(f"crash run {RUNS + 1} ")]
+
+    # Crash leftovers: temp files and unreferenced blobs. `vault cleanup`
+    # keeps young files (a delivery may be in flight); with --grace 0s it
+    # removes every leftover and nothing that an item refers to.
+    tmp0, blobs0 = leftovers(inst)
+    t.diag(f"after the loop: {len(tmp0)} temp files, {len(blobs0)} blobs for {n2} items")
+    p = inst.run("vault", "cleanup", check=False)
+    tmp1, blobs1 = leftovers(inst)
+    t.ok("cleanup-default-grace-keeps-young", p.returncode == 0 and tmp1 == tmp0 and
+         blobs1 == blobs0, f"exit {p.returncode} ({p.err.strip()}): temp {len(tmp0)} -> "
+         f"{len(tmp1)}, blobs {len(blobs0)} -> {len(blobs1)}")
+    p = inst.run("vault", "cleanup", "--grace", "0s", check=False)
+    tmp2, blobs2 = leftovers(inst)
+    t.diag(f"vault cleanup --grace 0s: {p.out.strip()}")
+    t.ok("cleanup-removes-temp-files", p.returncode == 0 and not tmp2,
+         f"exit {p.returncode} ({p.err.strip()}): left {sorted(tmp2)[:5]}")
+    t.ok("cleanup-removes-orphan-blobs", p.returncode == 0 and len(blobs2) == n2,
+         f"{len(blobs2)} blobs for {n2} items (before cleanup {len(blobs0)})")
+
+    # Every item opens, whole (after the cleanup: it removed nothing needed).
     bad = []
     for i, its in sorted(seen.items()):
-        body, data, name = sent[i]
+        body, data, name, mlen, mhash = sent[i]
         for it in its:
             out = os.path.join(inst.dir, "out", str(it.get("id")))
             p = inst.vault_get("victim", it.get("id"), out, check=False)
@@ -203,26 +238,11 @@ def run(t, inst, rng):
                 bad.append(f"run {i}: body differs")
             if got != data:
                 bad.append(f"run {i}: attachment {len(got)} bytes, want {len(data)} (differs)")
-            if b"\r\n\r\n" not in orig or not orig.rstrip().endswith(b"--"):
-                bad.append(f"run {i}: original.eml is not whole ({len(orig)} bytes)")
+            if len(orig) <= mlen or hashlib.sha256(orig[-mlen:]).digest() != mhash or \
+                    not orig.startswith(b"Received:"):
+                bad.append(f"run {i}: original.eml is not Received: + the message "
+                           f"({len(orig)} bytes, message {mlen})")
     t.ok("every-item-opens-whole", not bad and seen, "; ".join(bad[:8]) or "no items")
-
-    # Life goes on: a plain delivery works and shows up.
-    files_before = data_files(inst.data_dir)
-    msg, body, data, name = make_message(RUNS + 1, rng)
-    rc = inst.deliver(msg, addr)
-    n2 = len(inst.vault_list("victim")) if rc == 0 else n
-    t.ok("deliver-after-crashes", rc == 0 and n2 == n + 1,
-         f"exit {rc} ({inst.last.err.strip()[-300:]}), items {n} -> {n2}")
-
-    # Crash leftovers: temp files must not survive the next delivery.
-    files_after = data_files(inst.data_dir)
-    left_before = temp_like(files_before)
-    left_after = temp_like(files_after)
-    t.diag(f"data dir: {len(files_before)} files after the loop, {len(files_after)} after "
-           f"one more delivery; temp-like before {left_before[:10]}, after {left_after[:10]}")
-    t.ok("no-temp-files-after-next-deliver", not left_after,
-         f"temp files left in the data dir: {left_after[:10]}")
 
 
 if __name__ == "__main__":
