@@ -590,6 +590,14 @@ def grep_tree(root, needles, newer_than=None, exclude=(), max_file=256 << 20):
     hits = []
     scanned = 0
     needles = [n for n in needles if n]
+    # Our own output (stdout/stderr redirected to a file) is not the product's.
+    own = set()
+    for fd in (1, 2):
+        try:
+            st = os.fstat(fd)
+            own.add((st.st_dev, st.st_ino))
+        except OSError:
+            pass
     excl = [os.path.abspath(e) for e in exclude]
     maxlen = max((len(n) for n in needles), default=1)
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -605,7 +613,7 @@ def grep_tree(root, needles, newer_than=None, exclude=(), max_file=256 << 20):
                 st = os.lstat(path)
             except OSError:
                 continue
-            if not stat.S_ISREG(st.st_mode):
+            if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) in own:
                 continue
             if newer_than is not None and max(st.st_mtime, st.st_ctime) < newer_than:
                 continue
