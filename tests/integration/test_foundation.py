@@ -194,6 +194,10 @@ def check_item(t, inst, user, item, msgname, raw, tag, outroot):
         problems.append(f"unexpected files {sorted(unclaimed)}")
     t.ok(f"attachments {label}", not problems, "; ".join(problems) + f" (dir has {files})")
 
+    # Every written name is safe (RULES.md 7), whatever the sender wrote.
+    unsafe = [f for f in files if not is_safe_name(f)]
+    t.ok(f"names-safe {label}", not unsafe, f"unsafe names {unsafe!r}")
+
     # The listing's parts name each attachment file with its size.
     parts = item.get("parts") or []
     pp = []
@@ -203,6 +207,16 @@ def check_item(t, inst, user, item, msgname, raw, tag, outroot):
                    for x in parts):
             pp.append(f"{f} ({size} bytes) not in parts")
     t.ok(f"list-parts {label}", not pp, "; ".join(pp) + f"; parts={short(json.dumps(parts), 600)}")
+
+
+def is_safe_name(name):
+    """RULES.md 7 for a name vault get wrote."""
+    if not name or name in (".", "..") or len(name.encode("utf-8")) > 255:
+        return False
+    if any(c in '/\\:*?"<>|' or ord(c) < 32 or ord(c) == 127 or
+           c in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069" for c in name):
+        return False
+    return not name.startswith(".") and not name.endswith((".", " "))
 
 
 def data_files(inst):
@@ -336,6 +350,23 @@ def run_all(t, inst, msgs, start):
                         f"{[i.get('subject') for i in items]}"):
                 continue
             check_item(t, inst, user, cands[0], name, raw, tag, outroot)
+
+    # Hostile names wrote nothing outside each item's own directory
+    # (out/USER/ITEM/FILE), and nothing at the absolute path a name gave.
+    escaped = []
+    for dp, _, fns in os.walk(inst.dir):
+        rel = os.path.relpath(dp, outroot)
+        depth = 0 if rel == "." else len(rel.split(os.sep))
+        if not rel.startswith(".."):
+            escaped += [os.path.join(dp, f) for f in fns if depth != 2]
+        else:
+            escaped += [os.path.join(dp, f) for f in fns if re.search(r"MARKER-", f)]
+    hostile = extract_with_email_pkg(msgs["16-hostile-names.eml"])
+    for a in hostile["attachments"]:
+        if a["name"] and a["name"].startswith("/") and os.path.exists(a["name"]):
+            escaped.append(a["name"])
+            os.unlink(a["name"])  # do not leave it behind
+    t.ok("hostile-names-stay-inside", not escaped, f"files outside item dirs: {escaped}")
 
     # Unknown and foreign addresses, partial recipient lists.
     n_alice = len(inst.vault_list("alice"))

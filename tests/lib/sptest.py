@@ -438,35 +438,33 @@ def norm_text(s):
     return s
 
 
-def _walk(part, res, top):
+def _walk(part, res, lvl):
+    """lvl: {"outer": bool, "text": bool, "html": bool} of the message level
+    being walked (the outer message or one nested message/rfc822)."""
     ctype = part.get_content_type()
     if ctype == "message/rfc822":
         inner = part.get_payload()
         inner = inner[0] if isinstance(inner, list) else inner
-        name = _filename(part)
         res["attachments"].append({
-            "name": name,
+            "name": _filename(part),
             "type": ctype,
             "message": inner,
             "data": inner.as_bytes(policy=email.policy.default.clone(linesep="\r\n")),
         })
         # Its own attachments are extracted too; its bodies stay in the .eml.
-        _walk(inner, res, top=False)
+        _walk(inner, res, {"outer": False, "text": False, "html": False})
         return
     if part.is_multipart():
         for sub in part.iter_parts():
-            _walk(sub, res, top)
+            _walk(sub, res, lvl)
         return
-    maintype = part.get_content_maintype()
-    if top and not _is_attachment(part) and ctype == "text/plain" and res["text"] is None:
-        res["text"] = _text_of(part)
-        return
-    if top and not _is_attachment(part) and ctype == "text/html" and res["html"] is None:
-        res["html"] = _text_of(part)
-        return
-    if not top and not _is_attachment(part) and maintype == "text" and \
-            ctype in ("text/plain", "text/html"):
-        return  # a nested message's bodies live in its .eml
+    body_ok = not _is_attachment(part)
+    for kind, want in (("text", "text/plain"), ("html", "text/html")):
+        if body_ok and ctype == want and not lvl[kind]:
+            lvl[kind] = True
+            if lvl["outer"]:
+                res[kind] = _text_of(part)
+            return  # a nested message's first bodies stay in its .eml
     res["attachments"].append({
         "name": _filename(part),
         "type": ctype,
@@ -478,10 +476,12 @@ def extract_with_email_pkg(msg_bytes):
     """What Python's email package (policy.default) finds in msg_bytes.
 
     Returns {"subject", "from", "text", "html", "attachments"} where text and
-    html are the first text/plain and text/html parts that are not
-    attachments (str, charset-decoded, or None) found outside nested
-    messages, and attachments is a list of {"name", "type", "data"} in
-    document order: every other leaf part (data = transfer-decoded bytes),
+    html are the first text/plain and text/html leaves that are not
+    attachments (no file name, no "Content-Disposition: attachment") of the
+    outer message (str, charset-decoded, or None), and attachments is a list
+    of {"name", "type", "data"} in document order: every other leaf part
+    (data = transfer-decoded bytes) — except the first text/plain and
+    text/html body of each nested message, which stay in its .eml —,
     and every message/rfc822 part (data = the inner message re-serialised
     with CRLF, plus "message": the parsed inner message) followed by the
     inner message's own attachments. "name" is the decoded RFC 2231/2047
@@ -493,7 +493,7 @@ def extract_with_email_pkg(msg_bytes):
     res["subject"] = None if subj is None else str(subj)
     frm = msg.get("From")
     res["from"] = None if frm is None else str(frm)
-    _walk(msg, res, top=True)
+    _walk(msg, res, {"outer": True, "text": False, "html": False})
     return res
 
 
@@ -518,9 +518,13 @@ def is_ordinary_name(name):
     return True
 
 
-def unique_names(names):
-    """Mirrors mime_nameset_claim: "a.pdf", "a (2).pdf", "a (3).pdf"."""
-    taken = set()
+RESERVED_FILES = ("original.eml", "body.txt", "body.html")
+
+
+def unique_names(names, reserved=RESERVED_FILES):
+    """Mirrors mime_nameset_claim: "a.pdf", "a (2).pdf", "a (3).pdf"; the
+    fixed file names of `vault get` are taken up front ("body (2).txt")."""
+    taken = set(reserved)
     out = []
     for n in names:
         cand = n

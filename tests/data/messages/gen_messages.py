@@ -504,6 +504,71 @@ def m13_html_only():
     return (join(h) + CRLF + CRLF + b64lines(html.encode("utf-8"))).encode("ascii")
 
 
+def m15_reserved_names():
+    """Attachments named like the fixed files of `vault get`."""
+    n = "15-reserved-names"
+    b = "=_mixed_0015"
+    h = headers(n, f"Reserved names {marker(n, 'subject')}", std_from(n),
+                [f'Content-Type: multipart/mixed; boundary="{b}"'])
+    parts = [
+        f"--{b}",
+        "Content-Type: text/plain; charset=utf-8",
+        "",
+        f"The real body {marker(n, 'body')}",
+    ]
+    for fname in ("body.txt", "original.eml", "body.html"):
+        data = f"Not the {fname}: {marker(n, 'content-' + fname)}\n".encode("ascii")
+        parts += [
+            f"--{b}",
+            "Content-Type: application/octet-stream",
+            "Content-Transfer-Encoding: base64",
+            f'Content-Disposition: attachment; filename="{fname}"',
+            "",
+            b64lines(data).rstrip("\r\n"),
+        ]
+    parts += [f"--{b}--", ""]
+    return (join(h) + CRLF + CRLF + join(parts)).encode("ascii")
+
+
+def m16_hostile_names():
+    """File names that must never become paths or hide their extension."""
+    n = "16-hostile-names"
+    b = "=_mixed_0016"
+    h = headers(n, f"Hostile names {marker(n, 'subject')}", std_from(n),
+                [f'Content-Type: multipart/mixed; boundary="{b}"'])
+    names = [
+        ("ascii", f"../../escape-{marker(n, 'name1')}.txt"),
+        ("utf8", f"invoice-{marker(n, 'name2')}-\u202etxt.exe"),
+        ("ascii", f"C:\\Windows\\evil-{marker(n, 'name3')}.dll"),
+        ("ascii", f"/etc/passwd-{marker(n, 'name4')}"),
+    ]
+    parts = [
+        f"--{b}",
+        "Content-Type: text/plain; charset=utf-8",
+        "",
+        f"Hostile names body {marker(n, 'body')}",
+    ]
+    for i, (kind, fname) in enumerate(names):
+        data = f"hostile content {i} {marker(n, f'content{i}')}\n".encode("ascii")
+        if kind == "utf8":
+            enc = "".join(c if (c.isascii() and c.isalnum()) or c in "-." else
+                          "".join(f"%{x:02X}" for x in c.encode("utf-8")) for c in fname)
+            disp = f"Content-Disposition: attachment; filename*=UTF-8''{enc}"
+        else:
+            q = fname.replace("\\", "\\\\")
+            disp = f'Content-Disposition: attachment; filename="{q}"'
+        parts += [
+            f"--{b}",
+            "Content-Type: application/octet-stream",
+            "Content-Transfer-Encoding: base64",
+            disp,
+            "",
+            b64lines(data).rstrip("\r\n"),
+        ]
+    parts += [f"--{b}--", ""]
+    return (join(h) + CRLF + CRLF + join(parts)).encode("ascii")
+
+
 BIG_SIZE = 5 * 1024 * 1024
 
 
@@ -547,6 +612,8 @@ MESSAGES = {
     "11-lf-only.eml": m11_lf_only,
     "12-mixed-types.eml": m12_mixed_types,
     "13-html-only.eml": m13_html_only,
+    "15-reserved-names.eml": m15_reserved_names,
+    "16-hostile-names.eml": m16_hostile_names,
 }
 BIG_NAME = "14-big-attachment.eml"
 
