@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -54,11 +55,23 @@
 /* Largest metadata record a reader accepts. */
 #define META_MAX (4 * 1024 * 1024)
 
+/*
+ * Deliveries hold a shared flock on this file from their first temp file to
+ * their commit; cleanup takes it exclusively, so it never removes a blob
+ * that a delivery in flight is about to commit.
+ */
+#define DELIVER_LOCK_NAME "tmp/.delivery.lock"
+/* How long cleanup tries to get the exclusive lock before giving up. */
+#define DELIVER_CLEANUP_LOCK_TRIES 50
+#define DELIVER_CLEANUP_LOCK_WAIT_US 100000
+
 struct deliver_ctx {
     struct config *cfg;
     struct db *db;
     char *blobs_dir;
     char *tmp_dir;
+    char *lock_path;
+    int lock_fd;
 };
 
 void rcpt_clear(struct rcpt *r)
@@ -75,10 +88,17 @@ struct deliver_ctx *deliver_open(struct config *cfg, char **err)
     char *dbpath = xasprintf("%s/%s", cfg->data_dir, DB_FILE_NAME);
     d->blobs_dir = xasprintf("%s/blobs", cfg->data_dir);
     d->tmp_dir = xasprintf("%s/tmp", cfg->data_dir);
+    d->lock_path = xasprintf("%s/%s", cfg->data_dir, DELIVER_LOCK_NAME);
+    d->lock_fd = -1;
     struct stat st;
     if (stat(dbpath, &st) < 0 || stat(d->blobs_dir, &st) < 0 || stat(d->tmp_dir, &st) < 0) {
         *err = xasprintf("data directory %s is not initialised (run: sealpost init)",
                          cfg->data_dir);
+        goto fail;
+    }
+    d->lock_fd = open(d->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (d->lock_fd < 0) {
+        *err = xasprintf("cannot open %s: %s", d->lock_path, strerror(errno));
         goto fail;
     }
     if (db_open(dbpath, &d->db) != DB_OK) {
@@ -89,9 +109,12 @@ struct deliver_ctx *deliver_open(struct config *cfg, char **err)
     d->cfg = config_ref(cfg);
     return d;
 fail:
+    if (d->lock_fd >= 0)
+        close(d->lock_fd);
     free(dbpath);
     free(d->blobs_dir);
     free(d->tmp_dir);
+    free(d->lock_path);
     free(d);
     return NULL;
 }
@@ -102,8 +125,10 @@ void deliver_close(struct deliver_ctx *d)
         return;
     db_close(d->db);
     config_unref(d->cfg);
+    close(d->lock_fd);
     free(d->blobs_dir);
     free(d->tmp_dir);
+    free(d->lock_path);
     free(d);
 }
 
@@ -564,6 +589,10 @@ enum sp_status deliver_message(struct deliver_ctx *d, int fd, const struct rcpt 
         return SP_TOO_BIG;
     }
 
+    if (flock(d->lock_fd, LOCK_SH) < 0) {
+        msg_error("%s: lock %s: %s", queue_id, d->lock_path, strerror(errno));
+        return SP_TEMPFAIL;
+    }
     dl.items = xcalloc(n, sizeof(*dl.items));
     dl.n = n;
     for (size_t i = 0; i < n && s == SP_OK; i++) {
@@ -663,10 +692,13 @@ enum sp_status deliver_message(struct deliver_ctx *d, int fd, const struct rcpt 
         msg_warn("%s: rcpts=%zu, status=deferred, reason=%s", queue_id, n, sp_status_name(s));
     }
     delivery_free(&dl);
+    flock(d->lock_fd, LOCK_UN);
     return s;
 }
 
 /* ---- crash leftovers ---- */
+
+static long cleanup_scan(struct deliver_ctx *d, time_t now, unsigned grace);
 
 static int old_enough(const char *path, time_t now, unsigned grace)
 {
@@ -678,13 +710,34 @@ long deliver_cleanup(struct deliver_ctx *d, unsigned grace)
 {
     long removed = 0;
     time_t now = time(NULL);
+    /* Our own descriptor: flock belongs to the open file description. */
+    int lk = open(d->lock_path, O_RDWR | O_CLOEXEC);
+    int tries = 0;
+    while (lk >= 0 && flock(lk, LOCK_EX | LOCK_NB) < 0 && ++tries < DELIVER_CLEANUP_LOCK_TRIES)
+        usleep(DELIVER_CLEANUP_LOCK_WAIT_US);
+    if (lk < 0 || tries >= DELIVER_CLEANUP_LOCK_TRIES) {
+        msg_warn("cleanup: deliveries kept the store busy; skipped this time");
+        if (lk >= 0)
+            close(lk);
+        return -1;
+    }
+    removed = cleanup_scan(d, now, grace);
+    close(lk); /* releases the lock */
+    if (removed > 0)
+        msg_info("cleanup: removed %ld crash leftover file(s)", removed);
+    return removed;
+}
+
+static long cleanup_scan(struct deliver_ctx *d, time_t now, unsigned grace)
+{
+    long removed = 0;
     DIR *dir = opendir(d->tmp_dir);
     struct dirent *e;
     if (dir == NULL)
         return -1;
     while ((e = readdir(dir)) != NULL) {
         if (e->d_name[0] == '.')
-            continue;
+            continue; /* also keeps the lock file */
         char *p = xasprintf("%s/%s", d->tmp_dir, e->d_name);
         if (old_enough(p, now, grace) && unlink(p) == 0)
             removed++;
@@ -716,7 +769,5 @@ long deliver_cleanup(struct deliver_ctx *d, unsigned grace)
         free(sub);
     }
     closedir(top);
-    if (removed)
-        msg_info("cleanup: removed %ld crash leftover file(s)", removed);
     return removed;
 }
