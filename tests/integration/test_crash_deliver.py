@@ -83,7 +83,8 @@ def leftovers(inst):
         root = os.path.join(inst.data_dir, sub)
         for dp, _, fns in os.walk(root):
             for fn in fns:
-                acc.add(os.path.relpath(os.path.join(dp, fn), root))
+                if not fn.startswith("."):  # tmp/.delivery.lock is no leftover
+                    acc.add(os.path.relpath(os.path.join(dp, fn), root))
     return tmp, blobs
 
 
