@@ -159,6 +159,8 @@ class Instance:
                 ("http_listen", f"127.0.0.1:{self.http_port}"),
                 ("public_url", f"http://127.0.0.1:{self.http_port}"),
                 ("kdf", "interactive"),
+                # Inside the temp dir, never the production default in /etc.
+                ("master_key", "master.key"),
             ]),
             ("mailin", [
                 ("domains", self.domain),
