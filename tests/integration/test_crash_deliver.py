@@ -220,7 +220,7 @@ def run(t, inst, rng):
     for i, its in sorted(seen.items()):
         body, data, name, mlen, mhash = sent[i]
         for it in its:
-            out = os.path.join(inst.dir, "out", str(it.get("id")))
+            out = os.path.join(inst.out_dir, str(it.get("id")))
             p = inst.vault_get("victim", it.get("id"), out, check=False)
             if p.returncode != 0:
                 bad.append(f"run {i} ({outcome[i]}): vault get exit {p.returncode}: {p.err.strip()[-200:]}")

@@ -259,7 +259,7 @@ def main():
 
 
 def run_all(t, inst, msgs, start):
-    outroot = os.path.join(inst.dir, "out")  # decrypted output: excluded from greps
+    outroot = inst.out_dir  # decrypted output: excluded from greps
     p = inst.run("check-config", check=False)
     t.ok("check-config-ok", p.returncode == 0 and "OK" in p.out,
          f"exit {p.returncode}, stdout {short(p.out)!r}, stderr {short(p.err)!r}")

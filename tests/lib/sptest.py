@@ -122,6 +122,9 @@ class Instance:
         self.dir = tempfile.mkdtemp(prefix="sptest-")
         self.data_dir = os.path.join(self.dir, "data")
         self.conf = os.path.join(self.dir, "sealpost.conf")
+        # Decrypted output (vault get) belongs here: plaintext greps skip
+        # every sptest-*/out/ so that concurrent tests don't see each other's.
+        self.out_dir = os.path.join(self.dir, "out")
         self.smtp_port = free_port()
         self.http_port = free_port()
         while self.http_port == self.smtp_port:
@@ -586,12 +589,16 @@ def marker_needles(markers):
     return sorted(out)
 
 
+DECRYPTED_OUT_RE = re.compile(r"/sptest-[^/]+/out/")
+
+
 def grep_tree(root, needles, newer_than=None, exclude=(), max_file=256 << 20):
     """Searches every regular file under root for any of needles (bytes).
 
     Returns ([(path, needle)], files_scanned). Files older than newer_than
     (epoch seconds, mtime and ctime) are skipped when it is given; paths
-    under any of exclude are skipped; unreadable files are skipped.
+    under any of exclude, decrypted output of any Instance (sptest-*/out/),
+    the caller's own stdout/stderr files and unreadable files are skipped.
     """
     hits = []
     scanned = 0
@@ -620,6 +627,8 @@ def grep_tree(root, needles, newer_than=None, exclude=(), max_file=256 << 20):
             except OSError:
                 continue
             if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) in own:
+                continue
+            if DECRYPTED_OUT_RE.search(path):
                 continue
             if newer_than is not None and max(st.st_mtime, st.st_ctime) < newer_than:
                 continue
