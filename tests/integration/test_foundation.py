@@ -462,6 +462,11 @@ def run_all(t, inst, msgs, start):
     if p.returncode == 0:
         inst.passwords["carol"] = "recovered-pw-4"
 
+    p = inst.run("vault", "list", "carol", "--json", "--recovery-code", "--password-stdin",
+                 input=f"{codes['carol']}\n", check=False)
+    t.ok("vault-list-with-recovery-code", p.returncode == 0 and p.out.strip().startswith("["),
+         f"exit {p.returncode}: {short(p.err)}")
+
     # More addresses; retiring a leaked one.
     p = inst.run("user", "address", "add", "carol", "--json", check=False)
     new_addr = None
