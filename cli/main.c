@@ -31,6 +31,8 @@ static const struct command commands[] = {
      "       address remove ADDRESS"},
     {"vault", cmd_vault, "vault list NAME | vault get NAME ITEM [--out DIR]"},
     {"deliver", cmd_deliver, "deliver --to ADDRESS [--to ADDRESS …] < message.eml"},
+    {"queue", cmd_queue, "queue list | queue flush"},
+    {"dkim", cmd_dkim, "dkim keygen [--selector S] [--force] | dkim record"},
 };
 
 static void usage(FILE *f)
