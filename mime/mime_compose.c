@@ -19,9 +19,11 @@
  */
 #include "mime/mime_compose.h"
 #include "lib/buf.h"
+#include "lib/log.h"
 #include "lib/xalloc.h"
 
 #include <gmime/gmime.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -234,6 +236,56 @@ static int headers_check(const char *msg, size_t len)
 
 /* ---- composing ---- */
 
+/* Bytes of UTF-8 per encoded word: base64 of 45 bytes is 60 characters, so
+ * "=?UTF-8?B?" + 60 + "?=" stays within RFC 2047's 75. */
+#define EW_CHUNK 45
+
+/*
+ * Text that itself looks like an encoded word ("=?utf-8?q?a=0D=0A…?=") would
+ * be written by GMime as typed, and then DECODED by the reader's mail program
+ * into whatever it says, line breaks included. Such text is encoded here,
+ * whole, as UTF-8 B-words (cut at character boundaries), so the reader sees
+ * exactly what was typed. NULL when the text has no "=?" (GMime encodes it).
+ */
+static char *encode_words_if_needed(const char *text)
+{
+    if (strstr(text, "=?") == NULL)
+        return NULL;
+    struct buf b = BUF_INIT;
+    buf_init(&b, 0);
+    size_t n = strlen(text), at = 0;
+    while (at < n) {
+        size_t take = n - at < EW_CHUNK ? n - at : EW_CHUNK;
+        /* Back off to a character boundary (the text is valid UTF-8). */
+        while (at + take < n && take > 0 && (text[at + take] & 0xC0) == 0x80)
+            take--;
+        char b64[sodium_base64_ENCODED_LEN(EW_CHUNK, sodium_base64_VARIANT_ORIGINAL)];
+        sodium_bin2base64(b64, sizeof(b64), (const unsigned char *)text + at, take,
+                          sodium_base64_VARIANT_ORIGINAL);
+        if (buf_printf(&b, "%s=?UTF-8?B?%s?=", at ? " " : "", b64) < 0)
+            msg_panic("encoded words of a bounded text overflowed");
+        at += take;
+    }
+    return buf_steal(&b);
+}
+
+/*
+ * A display name, cleaned. GMime re-formats From from its parsed address
+ * list, so a name cannot be pre-encoded like the subject: a typed "=?" (the
+ * start of an encoded word) becomes "= ?" instead, which no reader decodes.
+ */
+static char *display_name_clean(const char *s)
+{
+    char *name = mime_header_text_clean(s, MIME_COMPOSE_NAME_MAX);
+    struct buf b = BUF_INIT;
+    buf_init(&b, 0);
+    for (const char *p = name; *p; p++)
+        if (buf_putc(&b, *p) < 0 || (p[0] == '=' && p[1] == '?' && buf_putc(&b, ' ') < 0))
+            msg_panic("display name of bounded length overflowed");
+    free(name);
+    return buf_steal(&b);
+}
+
 static GMimeObject *text_part_new(const char *subtype, const char *body)
 {
     GMimePart *part = (GMimePart *)g_mime_text_part_new_with_subtype(subtype);
@@ -277,14 +329,19 @@ int mime_compose(const struct mime_compose_in *in, char **out, size_t *outlen, c
         return -1;
     }
     char *subject = mime_header_text_clean(in->subject, MIME_COMPOSE_SUBJECT_MAX);
-    char *name = mime_header_text_clean(in->from_name, MIME_COMPOSE_NAME_MAX);
+    char *name = display_name_clean(in->from_name);
 
     GMimeMessage *msg = g_mime_message_new(TRUE);
     g_mime_message_add_mailbox(msg, GMIME_ADDRESS_TYPE_FROM, name[0] ? name : NULL, in->from_addr);
     g_mime_message_add_mailbox(msg, GMIME_ADDRESS_TYPE_TO, NULL, in->to_addr);
     if (in->reply_to)
         g_mime_message_add_mailbox(msg, GMIME_ADDRESS_TYPE_REPLY_TO, NULL, in->reply_to);
-    g_mime_message_set_subject(msg, subject, "utf-8");
+    char *subject_ew = encode_words_if_needed(subject);
+    if (subject_ew)
+        g_mime_object_set_header((GMimeObject *)msg, "Subject", subject_ew, NULL);
+    else
+        g_mime_message_set_subject(msg, subject, "utf-8");
+    free(subject_ew);
     GDateTime *date = g_date_time_new_from_unix_utc(in->date);
     g_mime_message_set_date(msg, date);
     g_date_time_unref(date);

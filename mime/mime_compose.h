@@ -46,6 +46,9 @@ struct mime_compose_in {
  * text/plain part when html is NULL; quoted-printable UTF-8 bodies; From, To,
  * Reply-To, Subject, Date, Message-ID, MIME-Version, Auto-Submitted
  * (RFC 3834). Lines end in CRLF, ready for DKIM signing and SMTP.
+ * Subject and display name are cleaned (mime_header_text_clean); a subject
+ * containing "=?" is encoded whole by us so it reads exactly as typed, and a
+ * "=?" in a display name is written as "= ?" (no reader decodes it).
  * Returns 0 with a malloc'd message in *out (*outlen bytes, NUL-terminated),
  * or -1 with *err a static reason ("bad recipient address", …).
  */
