@@ -51,6 +51,15 @@ const char **cli_opt_values(int *argc, char **argv, const char *name, size_t *n)
 /* After options were taken out: fails on any leftover "--x". */
 int cli_no_more_options(int argc, char **argv);
 
+/* Opens the store of the configured data dir; NULL (message printed) if
+ * the config is bad or the data dir was never initialised. */
+struct db *cli_db(struct cli *c);
+/* Prints a JSON value on stdout (indented) and frees it. */
+struct json_t;
+void cli_json_print(struct json_t *v);
+/* RFC 3339 UTC time for listings. */
+void cli_time_format(long long t, char *out, size_t outsz);
+
 typedef int (*cli_fn)(struct cli *c, int argc, char **argv);
 
 /* Subcommands (one file each under cli/). argv[0] is the (sub)command word. */

@@ -169,3 +169,40 @@ int cli_no_more_options(int argc, char **argv)
             return cli_usage("unknown option %s", argv[i]);
     return CLI_OK;
 }
+
+#include "lib/db.h"
+
+#include <jansson.h>
+#include <sys/stat.h>
+#include <time.h>
+
+struct db *cli_db(struct cli *c)
+{
+    struct config *cfg = cli_config(c);
+    if (cfg == NULL)
+        return NULL;
+    char *path = xasprintf("%s/%s", cfg->data_dir, DB_FILE_NAME);
+    struct stat st;
+    struct db *db = NULL;
+    if (stat(path, &st) < 0)
+        cli_fail("data directory %s is not initialised (run: sealpost init)", cfg->data_dir);
+    else if (db_open(path, &db) != DB_OK)
+        cli_fail("cannot open the store %s", path);
+    free(path);
+    return db;
+}
+
+void cli_json_print(struct json_t *v)
+{
+    json_dumpf(v, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+    fputc('\n', stdout);
+    json_decref(v);
+}
+
+void cli_time_format(long long t, char *out, size_t outsz)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(out, outsz, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}

@@ -59,9 +59,11 @@ struct arrival {
 };
 
 /*
- * Delivers the message in fd (read from offset 0) to rcpts[0..n). Writes the
- * queue id (also in every log line) to queue_id. Returns SP_OK, SP_TOO_BIG,
- * SP_OVER_QUOTA, SP_DISK_FULL or SP_TEMPFAIL.
+ * Delivers the message in fd (read from offset 0) to rcpts[0..n). queue_id
+ * names the delivery in every log line: pass one made with rand_id() (e.g.
+ * the id already written into a Received: header), or an empty string to
+ * have one made here. Returns SP_OK, SP_TOO_BIG, SP_OVER_QUOTA, SP_DISK_FULL
+ * or SP_TEMPFAIL.
  */
 enum sp_status deliver_message(struct deliver_ctx *d, int fd, const struct rcpt *rcpts, size_t n,
                                const struct arrival *a, char queue_id[RAND_ID_LEN + 1])

@@ -1,0 +1,167 @@
+/*
+ * test_db — the SQLite store on a real database file: schema creation and
+ * re-open, users, addresses (retired ones never reused), items and usage.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "lib/db.h"
+#include "lib/xalloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char dir[] = "/tmp/sp-test-db-XXXXXX";
+static char *path;
+
+static int setup(void **state)
+{
+    (void)state;
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    path = xasprintf("%s/%s", dir, DB_FILE_NAME);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char *cmd = xasprintf("rm -rf %s", dir);
+    int r = system(cmd);
+    free(cmd);
+    free(path);
+    return r == 0 ? 0 : -1;
+}
+
+static void make_user(struct db_user *u, const char *name)
+{
+    static unsigned char wrap[110];
+    memset(u, 0, sizeof(*u));
+    u->name = (char *)name;
+    u->email = (char *)"x@example.org";
+    memset(u->public_key, name[0], sizeof(u->public_key));
+    u->sk_password = u->sk_recovery = wrap;
+    u->sk_password_len = u->sk_recovery_len = sizeof(wrap);
+}
+
+static void test_open_and_reopen(void **state)
+{
+    (void)state;
+    struct db *db;
+    assert_int_equal(db_open(path, &db), DB_OK);
+    int v = db_schema_version(db);
+    assert_true(v >= 1);
+    db_close(db);
+    assert_int_equal(db_open(path, &db), DB_OK);
+    assert_int_equal(db_schema_version(db), v);
+    db_close(db);
+}
+
+static void test_users_and_addresses(void **state)
+{
+    (void)state;
+    struct db *db;
+    assert_int_equal(db_open(path, &db), DB_OK);
+    struct db_user u, got;
+    make_user(&u, "alice");
+    assert_int_equal(db_user_insert(db, &u), DB_OK);
+    assert_true(u.id > 0);
+    make_user(&u, "alice");
+    assert_int_equal(db_user_insert(db, &u), DB_EXISTS);
+
+    assert_int_equal(db_user_get(db, "alice", &got), DB_OK);
+    assert_string_equal(got.name, "alice");
+    assert_int_equal(got.sk_password_len, 110);
+    assert_int_equal(got.public_key[0], 'a');
+    int64_t id = got.id;
+    db_user_clear(&got);
+    assert_int_equal(db_user_get(db, "nobody", &got), DB_NOTFOUND);
+
+    assert_int_equal(db_user_set_disabled(db, id, 1), DB_OK);
+    assert_int_equal(db_user_get_by_id(db, id, &got), DB_OK);
+    assert_int_equal(got.disabled, 1);
+    db_user_clear(&got);
+    assert_int_equal(db_user_set_disabled(db, 9999, 1), DB_NOTFOUND);
+
+    assert_int_equal(db_address_insert(db, "abc@mailin.test", id), DB_OK);
+    assert_int_equal(db_address_insert(db, "abc@mailin.test", id), DB_EXISTS);
+    int64_t uid = 0;
+    int retired = -1;
+    assert_int_equal(db_address_lookup(db, "abc@mailin.test", &uid, &retired), DB_OK);
+    assert_int_equal(uid, id);
+    assert_int_equal(retired, 0);
+    assert_int_equal(db_address_retire(db, "abc@mailin.test"), DB_OK);
+    assert_int_equal(db_address_retire(db, "abc@mailin.test"), DB_NOTFOUND);
+    assert_int_equal(db_address_lookup(db, "abc@mailin.test", &uid, &retired), DB_OK);
+    assert_int_equal(retired, 1);
+    /* A retired address is never issued again. */
+    assert_int_equal(db_address_insert(db, "abc@mailin.test", id), DB_EXISTS);
+    db_close(db);
+}
+
+static int count_items(const struct db_item *it, void *arg)
+{
+    (void)it;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void test_items(void **state)
+{
+    (void)state;
+    struct db *db;
+    assert_int_equal(db_open(path, &db), DB_OK);
+    struct db_user u;
+    make_user(&u, "bob");
+    assert_int_equal(db_user_insert(db, &u), DB_OK);
+    unsigned char key[80] = {1}, meta[10] = {2};
+    struct db_item it = {.user_id = u.id, .received = 100, .size = 1000, .sealed_key = key,
+                         .sealed_key_len = sizeof(key), .meta = meta, .meta_len = sizeof(meta)};
+    snprintf(it.id, sizeof(it.id), "item1");
+    snprintf(it.blob, sizeof(it.blob), "blob1");
+    assert_int_equal(db_begin(db), DB_OK);
+    assert_int_equal(db_item_insert(db, &it), DB_OK);
+    snprintf(it.id, sizeof(it.id), "item2");
+    snprintf(it.blob, sizeof(it.blob), "blob2");
+    it.size = 500;
+    assert_int_equal(db_item_insert(db, &it), DB_OK);
+    assert_int_equal(db_commit(db), DB_OK);
+
+    /* A rolled back insert leaves nothing. */
+    assert_int_equal(db_begin(db), DB_OK);
+    snprintf(it.id, sizeof(it.id), "item3");
+    snprintf(it.blob, sizeof(it.blob), "blob3");
+    assert_int_equal(db_item_insert(db, &it), DB_OK);
+    db_rollback(db);
+
+    int64_t used = 0;
+    assert_int_equal(db_item_usage(db, u.id, &used), DB_OK);
+    assert_int_equal(used, 1500);
+    int n = 0;
+    assert_int_equal(db_item_foreach(db, u.id, count_items, &n), DB_OK);
+    assert_int_equal(n, 2);
+    struct db_item got;
+    assert_int_equal(db_item_get(db, u.id, "item2", &got), DB_OK);
+    assert_string_equal(got.blob, "blob2");
+    assert_int_equal(got.sealed_key_len, 80);
+    db_item_clear(&got);
+    assert_int_equal(db_item_get(db, u.id, "item3", &got), DB_NOTFOUND);
+    assert_int_equal(db_blob_referenced(db, "blob1"), DB_OK);
+    assert_int_equal(db_blob_referenced(db, "blob3"), DB_NOTFOUND);
+    db_close(db);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_open_and_reopen),
+        cmocka_unit_test(test_users_and_addresses),
+        cmocka_unit_test(test_items),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,268 @@
+/*
+ * test_vault — the vault container: round trips, and every way a damaged
+ * container must be refused (tampered byte, truncation, unknown version,
+ * another item's id, swapped parts, wrong key, sealed item keys).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "deliver/vault.h"
+#include "lib/xalloc.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *ID = "abcdefghjkmnpqrstuvw";
+static const char *ID2 = "bbcdefghjkmnpqrstuvw";
+
+struct acc {
+    unsigned char *p;
+    size_t n;
+};
+
+static int acc_sink(void *arg, const void *p, size_t n)
+{
+    struct acc *a = arg;
+    a->p = xrealloc(a->p, a->n + n);
+    memcpy(a->p + a->n, p, n);
+    a->n += n;
+    return 0;
+}
+
+/* Builds a container with parts 1..nparts of the given sizes into memory. */
+static void build(const unsigned char *key, const size_t *sizes, size_t nparts,
+                  unsigned char **out, size_t *outlen, unsigned char ***plain)
+{
+    char *mem = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&mem, &len);
+    struct vault_writer *w = vault_writer_new(f, ID, key);
+    assert_non_null(w);
+    *plain = xcalloc(nparts, sizeof(**plain));
+    for (size_t i = 0; i < nparts; i++) {
+        (*plain)[i] = xmalloc(sizes[i] + 1);
+        randombytes_buf((*plain)[i], sizes[i]);
+        assert_int_equal(vault_part_begin(w, (uint32_t)i + 1), 0);
+        /* Write in odd-sized pieces to cross chunk boundaries. */
+        size_t off = 0;
+        while (off < sizes[i]) {
+            size_t take = sizes[i] - off < 7777 ? sizes[i] - off : 7777;
+            assert_int_equal(vault_part_write(w, (*plain)[i] + off, take), 0);
+            off += take;
+        }
+        assert_int_equal(vault_part_end(w), 0);
+        assert_int_equal(vault_writer_part_size(w), sizes[i]);
+    }
+    assert_int_equal(vault_writer_free(w), 0);
+    fclose(f);
+    *out = (unsigned char *)mem;
+    *outlen = len;
+}
+
+static enum vault_rc read_part(const unsigned char *c, size_t clen, const char *id,
+                               const unsigned char *key, uint32_t index, struct acc *a)
+{
+    FILE *f = fmemopen((void *)c, clen, "r");
+    assert_non_null(f);
+    enum vault_rc rc = vault_part_read(f, id, key, index, acc_sink, a);
+    fclose(f);
+    return rc;
+}
+
+static void free_plain(unsigned char **plain, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(plain[i]);
+    free(plain);
+}
+
+static void test_roundtrip(void **state)
+{
+    (void)state;
+    unsigned char key[VAULT_KEY_BYTES];
+    randombytes_buf(key, sizeof(key));
+    const size_t sizes[] = {0, 1, VAULT_CHUNK_BYTES, VAULT_CHUNK_BYTES + 1, 300000};
+    size_t n = sizeof(sizes) / sizeof(sizes[0]);
+    unsigned char *c, **plain;
+    size_t clen;
+    build(key, sizes, n, &c, &clen, &plain);
+    for (size_t i = 0; i < n; i++) {
+        struct acc a = {0};
+        enum vault_rc rc = read_part(c, clen, ID, key, (uint32_t)i + 1, &a);
+        if (rc != VAULT_OK)
+            fail_msg("part %zu: got %s, want ok", i + 1, vault_rc_str(rc));
+        if (a.n != sizes[i])
+            fail_msg("part %zu: got %zu bytes, want %zu", i + 1, a.n, sizes[i]);
+        if (sizes[i])
+            assert_memory_equal(a.p, plain[i], sizes[i]);
+        free(a.p);
+    }
+    struct acc a = {0};
+    assert_int_equal(read_part(c, clen, ID, key, 99, &a), VAULT_NOT_FOUND);
+    free(a.p);
+    free(c);
+    free_plain(plain, n);
+}
+
+static void test_tampered_bytes(void **state)
+{
+    (void)state;
+    unsigned char key[VAULT_KEY_BYTES];
+    randombytes_buf(key, sizeof(key));
+    const size_t sizes[] = {100000};
+    unsigned char *c, **plain;
+    size_t clen;
+    build(key, sizes, 1, &c, &clen, &plain);
+    /* Flip one byte at many positions after the headers: never accepted. */
+    size_t first = VAULT_HEADER_BYTES + VAULT_PART_HEADER_BYTES;
+    for (size_t pos = first; pos < clen; pos += 997) {
+        unsigned char *bad = xmemdup(c, clen);
+        bad[pos] ^= 0x20;
+        struct acc a = {0};
+        enum vault_rc rc = read_part(bad, clen, ID, key, 1, &a);
+        if (rc == VAULT_OK)
+            fail_msg("flip at %zu of %zu: got ok, want a refusal", pos, clen);
+        free(a.p);
+        free(bad);
+    }
+    free(c);
+    free_plain(plain, 1);
+}
+
+static void test_truncated(void **state)
+{
+    (void)state;
+    unsigned char key[VAULT_KEY_BYTES];
+    randombytes_buf(key, sizeof(key));
+    const size_t sizes[] = {3 * VAULT_CHUNK_BYTES + 5};
+    unsigned char *c, **plain;
+    size_t clen;
+    build(key, sizes, 1, &c, &clen, &plain);
+    size_t cuts[] = {0, 10, VAULT_HEADER_BYTES, VAULT_HEADER_BYTES + 20, 1000,
+                     VAULT_CHUNK_BYTES + 100, clen - 17, clen - 1};
+    for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+        struct acc a = {0};
+        enum vault_rc rc = read_part(c, cuts[i], ID, key, 1, &a);
+        if (rc == VAULT_OK)
+            fail_msg("cut at %zu: got ok, want a refusal", cuts[i]);
+        free(a.p);
+    }
+    /* A stream cut exactly at a chunk boundary (whole chunks, no FINAL). */
+    size_t boundary = VAULT_HEADER_BYTES + VAULT_PART_HEADER_BYTES + 24 + 4 + VAULT_CHUNK_BYTES +
+                      crypto_secretstream_xchacha20poly1305_ABYTES;
+    struct acc a = {0};
+    enum vault_rc rc = read_part(c, boundary, ID, key, 1, &a);
+    if (rc != VAULT_TRUNCATED)
+        fail_msg("cut at chunk boundary: got %s, want truncated", vault_rc_str(rc));
+    free(a.p);
+    free(c);
+    free_plain(plain, 1);
+}
+
+static void test_format_refusals(void **state)
+{
+    (void)state;
+    unsigned char key[VAULT_KEY_BYTES], other[VAULT_KEY_BYTES];
+    randombytes_buf(key, sizeof(key));
+    randombytes_buf(other, sizeof(other));
+    const size_t sizes[] = {1000, 2000};
+    unsigned char *c, **plain;
+    size_t clen;
+    build(key, sizes, 2, &c, &clen, &plain);
+    struct acc a = {0};
+
+    unsigned char *bad = xmemdup(c, clen);
+    bad[8] = VAULT_VERSION + 1; /* unknown version */
+    assert_int_equal(read_part(bad, clen, ID, key, 1, &a), VAULT_BAD_FORMAT);
+    memcpy(bad, c, clen);
+    bad[0] = 'X'; /* magic */
+    assert_int_equal(read_part(bad, clen, ID, key, 1, &a), VAULT_BAD_FORMAT);
+    /* Another item's id: the container is not the one the row names. */
+    assert_int_equal(read_part(c, clen, ID2, key, 1, &a), VAULT_BAD_FORMAT);
+    /* Wrong key. */
+    assert_int_equal(read_part(c, clen, ID, other, 1, &a), VAULT_TAMPERED);
+    /* Relabel part 2 as part 1 (index in the part header): must not open. */
+    memcpy(bad, c, clen);
+    size_t p1 = VAULT_HEADER_BYTES;
+    bad[p1 + 7] = 9; /* part 1 claims to be part 9 */
+    assert_int_not_equal(read_part(bad, clen, ID, key, 9, &a), VAULT_OK);
+    assert_int_equal(a.n, 0);
+    free(bad);
+    free(a.p);
+    free(c);
+    free_plain(plain, 2);
+}
+
+static void test_seal_buf_and_keys(void **state)
+{
+    (void)state;
+    unsigned char pk[32], sk[32];
+    crypto_box_keypair(pk, sk);
+    unsigned char *key = sodium_malloc(VAULT_KEY_BYTES), *back = sodium_malloc(VAULT_KEY_BYTES);
+    vault_key_new(key);
+    unsigned char sealed[VAULT_SEALED_KEY_BYTES];
+    vault_key_seal(key, pk, sealed);
+    assert_int_equal(vault_key_open(sealed, sizeof(sealed), pk, sk, back), 0);
+    assert_memory_equal(key, back, VAULT_KEY_BYTES);
+    sealed[5] ^= 1;
+    assert_int_equal(vault_key_open(sealed, sizeof(sealed), pk, sk, back), -1);
+
+    const char *msg = "{\"subject\":\"hello\"}";
+    unsigned char *c;
+    size_t clen;
+    assert_int_equal(vault_seal_buf(ID, key, VAULT_PART_META, msg, strlen(msg), &c, &clen), 0);
+    assert_null(memmem(c, clen, "hello", 5));
+    char *out;
+    size_t olen;
+    assert_int_equal(vault_open_buf(c, clen, ID, key, VAULT_PART_META, 1024, &out, &olen),
+                     VAULT_OK);
+    assert_string_equal(out, msg);
+    free(out);
+    /* The size cap holds. */
+    assert_int_equal(vault_open_buf(c, clen, ID, key, VAULT_PART_META, 4, &out, &olen),
+                     VAULT_SINK);
+    free(c);
+    sodium_free(key);
+    sodium_free(back);
+}
+
+static void test_rewind(void **state)
+{
+    (void)state;
+    unsigned char key[VAULT_KEY_BYTES];
+    randombytes_buf(key, sizeof(key));
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    struct vault_writer *w = vault_writer_new(f, ID, key);
+    assert_int_equal(vault_part_begin(w, 1), 0);
+    assert_int_equal(vault_part_write(w, "original", 8), 0);
+    assert_int_equal(vault_part_end(w), 0);
+    uint64_t mark = vault_writer_offset(w);
+    assert_int_equal(vault_part_begin(w, 2), 0);
+    assert_int_equal(vault_part_write(w, "half a part", 11), 0);
+    assert_int_equal(vault_writer_rewind(w, mark), 0);
+    assert_int_equal(vault_writer_free(w), 0);
+    struct acc a = {0};
+    FILE *r = f;
+    assert_int_equal(vault_part_read(r, ID, key, 1, acc_sink, &a), VAULT_OK);
+    assert_int_equal(a.n, 8);
+    assert_int_equal(vault_part_read(r, ID, key, 2, acc_sink, &a), VAULT_NOT_FOUND);
+    free(a.p);
+    fclose(f);
+}
+
+int main(void)
+{
+    if (sodium_init() < 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_roundtrip),      cmocka_unit_test(test_tampered_bytes),
+        cmocka_unit_test(test_truncated),      cmocka_unit_test(test_format_refusals),
+        cmocka_unit_test(test_seal_buf_and_keys), cmocka_unit_test(test_rewind),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
