@@ -1,15 +1,19 @@
 /*
  * db — the SQLite store (see db.h).
  *
- * Where it sits: below every part; the only file that speaks SQL. Statements
- * are prepared once per connection (a small cache indexed by enum) and
- * always bound, never formatted. The schema is versioned with PRAGMA
+ * Where it sits: below every part. This file holds the connection, the
+ * schema migration, transactions and the statement cache, plus the users,
+ * addresses and items tables; other tables live in lib/db_*.c files of
+ * their own (same rules). Statements are prepared once per connection
+ * (cached by the address of their SQL text) and always bound, never
+ * formatted. The schema is versioned with PRAGMA
  * user_version and migrated forward in one transaction per step.
  *
  * Trusts: its callers for argument sanity; nothing read from the database is
  * trusted to be well-formed beyond SQLite's own typing (lengths are checked).
  */
 #include "lib/db.h"
+#include "lib/db_internal.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
 
@@ -19,96 +23,37 @@
 #include <stdio.h>
 #include <time.h>
 
-/* Schema steps; migrations[i] brings user_version i to i+1. */
-static const char *const migrations[] = {
-    /* 0 -> 1: users, addresses, vault items */
-    "CREATE TABLE users ("
-    "  id INTEGER PRIMARY KEY,"
-    "  name TEXT NOT NULL UNIQUE,"
-    "  email TEXT NOT NULL,"
-    "  phone TEXT,"
-    "  plan TEXT,"
-    "  disabled INTEGER NOT NULL DEFAULT 0,"
-    "  created INTEGER NOT NULL,"
-    "  public_key BLOB NOT NULL,"
-    "  sk_password BLOB NOT NULL,"
-    "  sk_recovery BLOB NOT NULL);"
-    "CREATE TABLE addresses ("
-    "  address TEXT PRIMARY KEY,"
-    "  user_id INTEGER NOT NULL REFERENCES users(id),"
-    "  created INTEGER NOT NULL,"
-    "  retired INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX addresses_user ON addresses(user_id);"
-    "CREATE TABLE items ("
-    "  id TEXT PRIMARY KEY,"
-    "  user_id INTEGER NOT NULL REFERENCES users(id),"
-    "  received INTEGER NOT NULL,"
-    "  size INTEGER NOT NULL,"
-    "  blob TEXT NOT NULL UNIQUE,"
-    "  sealed_key BLOB NOT NULL,"
-    "  meta BLOB NOT NULL);"
-    "CREATE INDEX items_user ON items(user_id, received);",
-};
-#define DB_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
-
-enum stmt_id {
-    ST_BEGIN,
-    ST_COMMIT,
-    ST_ROLLBACK,
-    ST_USER_INSERT,
-    ST_USER_GET,
-    ST_USER_GET_ID,
-    ST_USER_ALL,
-    ST_USER_DISABLE,
-    ST_USER_WRAP_PW,
-    ST_USER_WRAP_RC,
-    ST_ADDR_INSERT,
-    ST_ADDR_LOOKUP,
-    ST_ADDR_RETIRE,
-    ST_ADDR_OF_USER,
-    ST_ITEM_INSERT,
-    ST_ITEM_GET,
-    ST_ITEM_OF_USER,
-    ST_ITEM_USAGE,
-    ST_BLOB_REF,
-    ST_MAX
-};
-
 #define USER_COLS                                                                                  \
     "id, name, email, phone, plan, disabled, created, public_key, sk_password, sk_recovery"
 #define ITEM_COLS "id, user_id, received, size, blob, sealed_key, meta"
 
-static const char *const stmt_sql[ST_MAX] = {
-    [ST_BEGIN] = "BEGIN IMMEDIATE",
-    [ST_COMMIT] = "COMMIT",
-    [ST_ROLLBACK] = "ROLLBACK",
-    [ST_USER_INSERT] = "INSERT INTO users (name, email, phone, plan, disabled, created, "
-                       "public_key, sk_password, sk_recovery) VALUES (?,?,?,?,?,?,?,?,?)",
-    [ST_USER_GET] = "SELECT " USER_COLS " FROM users WHERE name = ?",
-    [ST_USER_GET_ID] = "SELECT " USER_COLS " FROM users WHERE id = ?",
-    [ST_USER_ALL] = "SELECT " USER_COLS " FROM users ORDER BY name",
-    [ST_USER_DISABLE] = "UPDATE users SET disabled = ? WHERE id = ?",
-    [ST_USER_WRAP_PW] = "UPDATE users SET sk_password = ? WHERE id = ?",
-    [ST_USER_WRAP_RC] = "UPDATE users SET sk_recovery = ? WHERE id = ?",
-    [ST_ADDR_INSERT] = "INSERT INTO addresses (address, user_id, created) VALUES (?,?,?)",
-    [ST_ADDR_LOOKUP] = "SELECT user_id, retired FROM addresses WHERE address = ?",
-    [ST_ADDR_RETIRE] = "UPDATE addresses SET retired = 1 WHERE address = ? AND retired = 0",
-    [ST_ADDR_OF_USER] = "SELECT address, user_id, created, retired FROM addresses "
-                        "WHERE user_id = ? ORDER BY created, address",
-    [ST_ITEM_INSERT] = "INSERT INTO items (" ITEM_COLS ") VALUES (?,?,?,?,?,?,?)",
-    [ST_ITEM_GET] = "SELECT " ITEM_COLS " FROM items WHERE user_id = ? AND id = ?",
-    [ST_ITEM_OF_USER] = "SELECT " ITEM_COLS " FROM items WHERE user_id = ? "
-                        "ORDER BY received, rowid",
-    [ST_ITEM_USAGE] = "SELECT COALESCE(SUM(size), 0) FROM items WHERE user_id = ?",
-    [ST_BLOB_REF] = "SELECT 1 FROM items WHERE blob = ?",
-};
+static const char SQL_BEGIN[] = "BEGIN IMMEDIATE";
+static const char SQL_COMMIT[] = "COMMIT";
+static const char SQL_ROLLBACK[] = "ROLLBACK";
+static const char SQL_USER_INSERT[] =
+    "INSERT INTO users (name, email, phone, plan, disabled, created, "
+    "public_key, sk_password, sk_recovery) VALUES (?,?,?,?,?,?,?,?,?)";
+static const char SQL_USER_GET[] = "SELECT " USER_COLS " FROM users WHERE name = ?";
+static const char SQL_USER_GET_ID[] = "SELECT " USER_COLS " FROM users WHERE id = ?";
+static const char SQL_USER_ALL[] = "SELECT " USER_COLS " FROM users ORDER BY name";
+static const char SQL_USER_DISABLE[] = "UPDATE users SET disabled = ? WHERE id = ?";
+static const char SQL_USER_WRAP_PW[] = "UPDATE users SET sk_password = ? WHERE id = ?";
+static const char SQL_USER_WRAP_RC[] = "UPDATE users SET sk_recovery = ? WHERE id = ?";
+static const char SQL_ADDR_INSERT[] =
+    "INSERT INTO addresses (address, user_id, created) VALUES (?,?,?)";
+static const char SQL_ADDR_LOOKUP[] = "SELECT user_id, retired FROM addresses WHERE address = ?";
+static const char SQL_ADDR_RETIRE[] =
+    "UPDATE addresses SET retired = 1 WHERE address = ? AND retired = 0";
+static const char SQL_ADDR_OF_USER[] = "SELECT address, user_id, created, retired FROM addresses "
+                                       "WHERE user_id = ? ORDER BY created, address";
+static const char SQL_ITEM_INSERT[] = "INSERT INTO items (" ITEM_COLS ") VALUES (?,?,?,?,?,?,?)";
+static const char SQL_ITEM_GET[] = "SELECT " ITEM_COLS " FROM items WHERE user_id = ? AND id = ?";
+static const char SQL_ITEM_OF_USER[] = "SELECT " ITEM_COLS " FROM items WHERE user_id = ? "
+                                       "ORDER BY received, rowid";
+static const char SQL_ITEM_USAGE[] = "SELECT COALESCE(SUM(size), 0) FROM items WHERE user_id = ?";
+static const char SQL_BLOB_REF[] = "SELECT 1 FROM items WHERE blob = ?";
 
-struct db {
-    sqlite3 *h;
-    sqlite3_stmt *st[ST_MAX];
-};
-
-static enum db_rc db_rc_from(struct db *db, int rc, const char *what)
+enum db_rc db_rc_from(struct db *db, int rc, const char *what)
 {
     switch (rc) {
     case SQLITE_OK:
@@ -130,43 +75,51 @@ static enum db_rc db_rc_from(struct db *db, int rc, const char *what)
     }
 }
 
-static sqlite3_stmt *stmt(struct db *db, enum stmt_id id)
+sqlite3_stmt *db_stmt(struct db *db, const char *sql)
 {
-    if (db->st[id] == NULL) {
-        int rc = sqlite3_prepare_v3(db->h, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-                                    &db->st[id], NULL);
-        if (rc != SQLITE_OK)
-            msg_panic("prepare %d: %s", (int)id, sqlite3_errmsg(db->h));
+    /* Open addressing on the address of the (static) SQL text. */
+    size_t h = ((uintptr_t)sql >> 3) % DB_STMT_CACHE;
+    for (size_t i = 0; i < DB_STMT_CACHE; i++) {
+        struct db_stmt_slot *slot = &db->cache[(h + i) % DB_STMT_CACHE];
+        if (slot->sql == sql)
+            return slot->st;
+        if (slot->sql == NULL) {
+            int rc = sqlite3_prepare_v3(db->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &slot->st, NULL);
+            if (rc != SQLITE_OK)
+                msg_panic("prepare \"%.60s\": %s", sql, sqlite3_errmsg(db->h));
+            slot->sql = sql;
+            return slot->st;
+        }
     }
-    return db->st[id];
+    msg_panic("statement cache full (DB_STMT_CACHE=%d)", DB_STMT_CACHE);
 }
 
-static void stmt_done(sqlite3_stmt *s)
+void db_stmt_done(sqlite3_stmt *s)
 {
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
 }
 
 /* Runs a statement that returns no rows. */
-static enum db_rc stmt_exec(struct db *db, sqlite3_stmt *s, const char *what)
+enum db_rc db_stmt_exec(struct db *db, sqlite3_stmt *s, const char *what)
 {
     int rc = sqlite3_step(s);
-    stmt_done(s);
+    db_stmt_done(s);
     return db_rc_from(db, rc, what);
 }
 
-static int64_t now_seconds(void)
+int64_t db_now(void)
 {
     return (int64_t)time(NULL);
 }
 
-static char *col_text(sqlite3_stmt *s, int i)
+char *db_col_text(sqlite3_stmt *s, int i)
 {
     const unsigned char *t = sqlite3_column_text(s, i);
     return t ? xstrdup((const char *)t) : NULL;
 }
 
-static unsigned char *col_blob(sqlite3_stmt *s, int i, size_t *len)
+unsigned char *db_col_blob(sqlite3_stmt *s, int i, size_t *len)
 {
     const void *b = sqlite3_column_blob(s, i);
     int n = sqlite3_column_bytes(s, i);
@@ -174,7 +127,7 @@ static unsigned char *col_blob(sqlite3_stmt *s, int i, size_t *len)
     return b ? xmemdup(b, (size_t)n) : NULL;
 }
 
-static void bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
+void db_bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
 {
     if (v)
         sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
@@ -213,18 +166,18 @@ static enum db_rc db_migrate(struct db *db)
         if (r != DB_OK)
             return r;
         int v = db_schema_version(db);
-        if (v < 0 || v > DB_SCHEMA_VERSION) {
+        if (v < 0 || (size_t)v > db_migrations_count) {
             db_exec_script(db, "ROLLBACK", "migrate");
-            msg_error("db: schema version %d is newer than this program (%d)", v,
-                      DB_SCHEMA_VERSION);
+            msg_error("db: schema version %d is newer than this program (%zu)", v,
+                      db_migrations_count);
             return DB_ERR;
         }
-        if (v == DB_SCHEMA_VERSION)
+        if ((size_t)v == db_migrations_count)
             return db_exec_script(db, "COMMIT", "migrate commit");
         /* PRAGMA takes no bound parameters; v is our own integer. */
         char pragma[64];
         snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", v + 1);
-        if ((r = db_exec_script(db, migrations[v], "migrate")) != DB_OK ||
+        if ((r = db_exec_script(db, db_migrations[v], "migrate")) != DB_OK ||
             (r = db_exec_script(db, pragma, "migrate version")) != DB_OK ||
             (r = db_exec_script(db, "COMMIT", "migrate commit")) != DB_OK) {
             db_exec_script(db, "ROLLBACK", "migrate rollback");
@@ -237,9 +190,8 @@ static enum db_rc db_migrate(struct db *db)
 enum db_rc db_open(const char *path, struct db **out)
 {
     struct db *db = xcalloc(1, sizeof(*db));
-    int rc = sqlite3_open_v2(path, &db->h,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         msg_error("db: open %s: %s", path, db->h ? sqlite3_errmsg(db->h) : sqlite3_errstr(rc));
         sqlite3_close(db->h);
@@ -265,26 +217,26 @@ void db_close(struct db *db)
 {
     if (db == NULL)
         return;
-    for (int i = 0; i < ST_MAX; i++)
-        sqlite3_finalize(db->st[i]);
+    for (size_t i = 0; i < DB_STMT_CACHE; i++)
+        sqlite3_finalize(db->cache[i].st);
     sqlite3_close(db->h);
     free(db);
 }
 
 enum db_rc db_begin(struct db *db)
 {
-    return stmt_exec(db, stmt(db, ST_BEGIN), "begin");
+    return db_stmt_exec(db, db_stmt(db, SQL_BEGIN), "begin");
 }
 
 enum db_rc db_commit(struct db *db)
 {
-    return stmt_exec(db, stmt(db, ST_COMMIT), "commit");
+    return db_stmt_exec(db, db_stmt(db, SQL_COMMIT), "commit");
 }
 
 void db_rollback(struct db *db)
 {
     if (!sqlite3_get_autocommit(db->h))
-        (void)stmt_exec(db, stmt(db, ST_ROLLBACK), "rollback");
+        (void)db_stmt_exec(db, db_stmt(db, SQL_ROLLBACK), "rollback");
 }
 
 /* ---- users ---- */
@@ -304,33 +256,33 @@ static void user_from_row(sqlite3_stmt *s, struct db_user *u)
 {
     memset(u, 0, sizeof(*u));
     u->id = sqlite3_column_int64(s, 0);
-    u->name = col_text(s, 1);
-    u->email = col_text(s, 2);
-    u->phone = col_text(s, 3);
-    u->plan = col_text(s, 4);
+    u->name = db_col_text(s, 1);
+    u->email = db_col_text(s, 2);
+    u->phone = db_col_text(s, 3);
+    u->plan = db_col_text(s, 4);
     u->disabled = sqlite3_column_int(s, 5);
     u->created = sqlite3_column_int64(s, 6);
     if (sqlite3_column_bytes(s, 7) == DB_PUBKEY_BYTES)
         memcpy(u->public_key, sqlite3_column_blob(s, 7), DB_PUBKEY_BYTES);
-    u->sk_password = col_blob(s, 8, &u->sk_password_len);
-    u->sk_recovery = col_blob(s, 9, &u->sk_recovery_len);
+    u->sk_password = db_col_blob(s, 8, &u->sk_password_len);
+    u->sk_recovery = db_col_blob(s, 9, &u->sk_recovery_len);
 }
 
 enum db_rc db_user_insert(struct db *db, struct db_user *u)
 {
-    sqlite3_stmt *s = stmt(db, ST_USER_INSERT);
+    sqlite3_stmt *s = db_stmt(db, SQL_USER_INSERT);
     if (u->created == 0)
-        u->created = now_seconds();
+        u->created = db_now();
     sqlite3_bind_text(s, 1, u->name, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s, 2, u->email, -1, SQLITE_TRANSIENT);
-    bind_text_or_null(s, 3, u->phone);
-    bind_text_or_null(s, 4, u->plan);
+    db_bind_text_or_null(s, 3, u->phone);
+    db_bind_text_or_null(s, 4, u->plan);
     sqlite3_bind_int(s, 5, u->disabled);
     sqlite3_bind_int64(s, 6, u->created);
     sqlite3_bind_blob(s, 7, u->public_key, DB_PUBKEY_BYTES, SQLITE_TRANSIENT);
     sqlite3_bind_blob(s, 8, u->sk_password, (int)u->sk_password_len, SQLITE_TRANSIENT);
     sqlite3_bind_blob(s, 9, u->sk_recovery, (int)u->sk_recovery_len, SQLITE_TRANSIENT);
-    enum db_rc r = stmt_exec(db, s, "user insert");
+    enum db_rc r = db_stmt_exec(db, s, "user insert");
     if (r == DB_OK)
         u->id = sqlite3_last_insert_rowid(db->h);
     return r;
@@ -346,27 +298,27 @@ static enum db_rc user_fetch(struct db *db, sqlite3_stmt *s, struct db_user *out
     } else if (rc != SQLITE_DONE) {
         r = db_rc_from(db, rc, "user get");
     }
-    stmt_done(s);
+    db_stmt_done(s);
     return r;
 }
 
 enum db_rc db_user_get(struct db *db, const char *name, struct db_user *out)
 {
-    sqlite3_stmt *s = stmt(db, ST_USER_GET);
+    sqlite3_stmt *s = db_stmt(db, SQL_USER_GET);
     sqlite3_bind_text(s, 1, name, -1, SQLITE_TRANSIENT);
     return user_fetch(db, s, out);
 }
 
 enum db_rc db_user_get_by_id(struct db *db, int64_t id, struct db_user *out)
 {
-    sqlite3_stmt *s = stmt(db, ST_USER_GET_ID);
+    sqlite3_stmt *s = db_stmt(db, SQL_USER_GET_ID);
     sqlite3_bind_int64(s, 1, id);
     return user_fetch(db, s, out);
 }
 
 enum db_rc db_user_foreach(struct db *db, int (*fn)(const struct db_user *u, void *arg), void *arg)
 {
-    sqlite3_stmt *s = stmt(db, ST_USER_ALL);
+    sqlite3_stmt *s = db_stmt(db, SQL_USER_ALL);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct db_user u;
@@ -377,11 +329,11 @@ enum db_rc db_user_foreach(struct db *db, int (*fn)(const struct db_user *u, voi
             break;
     }
     enum db_rc r = rc == SQLITE_ROW ? DB_OK : db_rc_from(db, rc, "user list");
-    stmt_done(s);
+    db_stmt_done(s);
     return r;
 }
 
-static enum db_rc changed_one(struct db *db, enum db_rc r)
+enum db_rc db_changed_one(struct db *db, enum db_rc r)
 {
     if (r == DB_OK && sqlite3_changes(db->h) == 0)
         return DB_NOTFOUND;
@@ -390,10 +342,10 @@ static enum db_rc changed_one(struct db *db, enum db_rc r)
 
 enum db_rc db_user_set_disabled(struct db *db, int64_t id, int disabled)
 {
-    sqlite3_stmt *s = stmt(db, ST_USER_DISABLE);
+    sqlite3_stmt *s = db_stmt(db, SQL_USER_DISABLE);
     sqlite3_bind_int(s, 1, disabled);
     sqlite3_bind_int64(s, 2, id);
-    return changed_one(db, stmt_exec(db, s, "user disable"));
+    return db_changed_one(db, db_stmt_exec(db, s, "user disable"));
 }
 
 enum db_rc db_user_set_wraps(struct db *db, int64_t id, const unsigned char *sk_password,
@@ -401,16 +353,16 @@ enum db_rc db_user_set_wraps(struct db *db, int64_t id, const unsigned char *sk_
 {
     enum db_rc r = DB_OK;
     if (sk_password) {
-        sqlite3_stmt *s = stmt(db, ST_USER_WRAP_PW);
+        sqlite3_stmt *s = db_stmt(db, SQL_USER_WRAP_PW);
         sqlite3_bind_blob(s, 1, sk_password, (int)pw_len, SQLITE_TRANSIENT);
         sqlite3_bind_int64(s, 2, id);
-        r = changed_one(db, stmt_exec(db, s, "user wrap"));
+        r = db_changed_one(db, db_stmt_exec(db, s, "user wrap"));
     }
     if (r == DB_OK && sk_recovery) {
-        sqlite3_stmt *s = stmt(db, ST_USER_WRAP_RC);
+        sqlite3_stmt *s = db_stmt(db, SQL_USER_WRAP_RC);
         sqlite3_bind_blob(s, 1, sk_recovery, (int)rc_len, SQLITE_TRANSIENT);
         sqlite3_bind_int64(s, 2, id);
-        r = changed_one(db, stmt_exec(db, s, "user wrap"));
+        r = db_changed_one(db, db_stmt_exec(db, s, "user wrap"));
     }
     return r;
 }
@@ -419,16 +371,16 @@ enum db_rc db_user_set_wraps(struct db *db, int64_t id, const unsigned char *sk_
 
 enum db_rc db_address_insert(struct db *db, const char *address, int64_t user_id)
 {
-    sqlite3_stmt *s = stmt(db, ST_ADDR_INSERT);
+    sqlite3_stmt *s = db_stmt(db, SQL_ADDR_INSERT);
     sqlite3_bind_text(s, 1, address, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(s, 2, user_id);
-    sqlite3_bind_int64(s, 3, now_seconds());
-    return stmt_exec(db, s, "address insert");
+    sqlite3_bind_int64(s, 3, db_now());
+    return db_stmt_exec(db, s, "address insert");
 }
 
 enum db_rc db_address_lookup(struct db *db, const char *address, int64_t *user_id, int *retired)
 {
-    sqlite3_stmt *s = stmt(db, ST_ADDR_LOOKUP);
+    sqlite3_stmt *s = db_stmt(db, SQL_ADDR_LOOKUP);
     sqlite3_bind_text(s, 1, address, -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(s);
     enum db_rc r = DB_NOTFOUND;
@@ -439,21 +391,21 @@ enum db_rc db_address_lookup(struct db *db, const char *address, int64_t *user_i
     } else if (rc != SQLITE_DONE) {
         r = db_rc_from(db, rc, "address lookup");
     }
-    stmt_done(s);
+    db_stmt_done(s);
     return r;
 }
 
 enum db_rc db_address_retire(struct db *db, const char *address)
 {
-    sqlite3_stmt *s = stmt(db, ST_ADDR_RETIRE);
+    sqlite3_stmt *s = db_stmt(db, SQL_ADDR_RETIRE);
     sqlite3_bind_text(s, 1, address, -1, SQLITE_TRANSIENT);
-    return changed_one(db, stmt_exec(db, s, "address retire"));
+    return db_changed_one(db, db_stmt_exec(db, s, "address retire"));
 }
 
 enum db_rc db_address_foreach(struct db *db, int64_t user_id,
                               int (*fn)(const struct db_address *a, void *arg), void *arg)
 {
-    sqlite3_stmt *s = stmt(db, ST_ADDR_OF_USER);
+    sqlite3_stmt *s = db_stmt(db, SQL_ADDR_OF_USER);
     sqlite3_bind_int64(s, 1, user_id);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -467,7 +419,7 @@ enum db_rc db_address_foreach(struct db *db, int64_t user_id,
             break;
     }
     enum db_rc r = rc == SQLITE_ROW ? DB_OK : db_rc_from(db, rc, "address list");
-    stmt_done(s);
+    db_stmt_done(s);
     return r;
 }
 
@@ -490,13 +442,13 @@ static void item_from_row(sqlite3_stmt *s, struct db_item *it)
     it->received = sqlite3_column_int64(s, 2);
     it->size = sqlite3_column_int64(s, 3);
     snprintf(it->blob, sizeof(it->blob), "%s", blob ? (const char *)blob : "");
-    it->sealed_key = col_blob(s, 5, &it->sealed_key_len);
-    it->meta = col_blob(s, 6, &it->meta_len);
+    it->sealed_key = db_col_blob(s, 5, &it->sealed_key_len);
+    it->meta = db_col_blob(s, 6, &it->meta_len);
 }
 
 enum db_rc db_item_insert(struct db *db, const struct db_item *it)
 {
-    sqlite3_stmt *s = stmt(db, ST_ITEM_INSERT);
+    sqlite3_stmt *s = db_stmt(db, SQL_ITEM_INSERT);
     sqlite3_bind_text(s, 1, it->id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(s, 2, it->user_id);
     sqlite3_bind_int64(s, 3, it->received);
@@ -504,12 +456,12 @@ enum db_rc db_item_insert(struct db *db, const struct db_item *it)
     sqlite3_bind_text(s, 5, it->blob, -1, SQLITE_TRANSIENT);
     sqlite3_bind_blob(s, 6, it->sealed_key, (int)it->sealed_key_len, SQLITE_TRANSIENT);
     sqlite3_bind_blob(s, 7, it->meta, (int)it->meta_len, SQLITE_TRANSIENT);
-    return stmt_exec(db, s, "item insert");
+    return db_stmt_exec(db, s, "item insert");
 }
 
 enum db_rc db_item_get(struct db *db, int64_t user_id, const char *id, struct db_item *out)
 {
-    sqlite3_stmt *s = stmt(db, ST_ITEM_GET);
+    sqlite3_stmt *s = db_stmt(db, SQL_ITEM_GET);
     sqlite3_bind_int64(s, 1, user_id);
     sqlite3_bind_text(s, 2, id, -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(s);
@@ -520,14 +472,14 @@ enum db_rc db_item_get(struct db *db, int64_t user_id, const char *id, struct db
     } else if (rc != SQLITE_DONE) {
         r = db_rc_from(db, rc, "item get");
     }
-    stmt_done(s);
+    db_stmt_done(s);
     return r;
 }
 
 enum db_rc db_item_foreach(struct db *db, int64_t user_id,
                            int (*fn)(const struct db_item *it, void *arg), void *arg)
 {
-    sqlite3_stmt *s = stmt(db, ST_ITEM_OF_USER);
+    sqlite3_stmt *s = db_stmt(db, SQL_ITEM_OF_USER);
     sqlite3_bind_int64(s, 1, user_id);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -539,29 +491,30 @@ enum db_rc db_item_foreach(struct db *db, int64_t user_id,
             break;
     }
     enum db_rc r = rc == SQLITE_ROW ? DB_OK : db_rc_from(db, rc, "item list");
-    stmt_done(s);
+    db_stmt_done(s);
     return r;
 }
 
 enum db_rc db_item_usage(struct db *db, int64_t user_id, int64_t *bytes)
 {
-    sqlite3_stmt *s = stmt(db, ST_ITEM_USAGE);
+    sqlite3_stmt *s = db_stmt(db, SQL_ITEM_USAGE);
     sqlite3_bind_int64(s, 1, user_id);
     int rc = sqlite3_step(s);
     enum db_rc r = rc == SQLITE_ROW ? DB_OK : db_rc_from(db, rc, "item usage");
     if (rc == SQLITE_ROW)
         *bytes = sqlite3_column_int64(s, 0);
-    stmt_done(s);
+    db_stmt_done(s);
     return r;
 }
 
 enum db_rc db_blob_referenced(struct db *db, const char *blob)
 {
-    sqlite3_stmt *s = stmt(db, ST_BLOB_REF);
+    sqlite3_stmt *s = db_stmt(db, SQL_BLOB_REF);
     sqlite3_bind_text(s, 1, blob, -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(s);
-    enum db_rc r = rc == SQLITE_ROW ? DB_OK : rc == SQLITE_DONE ? DB_NOTFOUND
-                                                                : db_rc_from(db, rc, "blob ref");
-    stmt_done(s);
+    enum db_rc r = rc == SQLITE_ROW    ? DB_OK
+                   : rc == SQLITE_DONE ? DB_NOTFOUND
+                                       : db_rc_from(db, rc, "blob ref");
+    db_stmt_done(s);
     return r;
 }

@@ -16,6 +16,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Limits of the config language (see policy/config.c). */
+#define CONFIG_LINE_MAX 4096          /* bytes per line, newline excluded */
+#define CONFIG_FILE_MAX (1024 * 1024) /* bytes per file */
+#define CONFIG_INCLUDE_DEPTH_MAX 8    /* include nesting; the main file is 0 */
+#define CONFIG_DIAG_MAX 100           /* problems kept; one more says "too many" */
+
 /* A list value: "a, b, c". */
 struct strlist {
     char **v;
@@ -44,7 +50,7 @@ struct plan {
 
 struct relay_conf {
     char *name;
-    char *driver; /* http | exec | smtp | file | plugin */
+    char *driver;      /* http | exec | smtp | file | plugin */
     struct kv *params; /* every key of the section but driver */
     size_t nparams;
     char *file;
@@ -65,7 +71,7 @@ struct config {
     char *default_plan; /* NULL: PLAN_BUILTIN_NAME */
     char *kdf;          /* interactive | moderate | sensitive */
     bool log_syslog;
-    unsigned workers;   /* CPU pool size; 0 = number of cores */
+    unsigned workers; /* CPU pool size; 0 = number of cores */
 
     /* [tls] — tls_enabled when the section is present */
     bool tls_enabled;
@@ -162,8 +168,8 @@ bool config_is_mailin_domain(const struct config *c, const char *domain);
  * table order with its section, name and default as written in the config
  * language ("" when it has none).
  */
-void config_defaults_foreach(void (*fn)(const char *section, const char *key,
-                                        const char *def, void *arg),
+void config_defaults_foreach(void (*fn)(const char *section, const char *key, const char *def,
+                                        void *arg),
                              void *arg);
 
 #endif
