@@ -1,11 +1,13 @@
 /*
  * cli_init — `sealpost init`: creates the data directory (mode 0700) with
- * its blobs/ and tmp/ folders and the store, migrated to the current schema.
+ * its blobs/ and tmp/ folders and the store, migrated to the current schema,
+ * and the server's master key ([server] master_key, 0600) if it is missing.
  * Safe to run again: existing data is kept.
  */
 #include "cli/cli.h"
 #include "lib/db.h"
 #include "lib/fsutil.h"
+#include "lib/masterkey.h"
 #include "lib/xalloc.h"
 
 #include <errno.h>
@@ -30,6 +32,11 @@ int cmd_init(struct cli *c, int argc, char **argv)
         if (r < 0)
             return cli_fail("cannot create %s%s: %s", cfg->data_dir, sub[i], strerror(e));
     }
+    int made_key = 0;
+    if (masterkey_create(cfg->master_key) == 0)
+        made_key = 1;
+    else if (errno != EEXIST)
+        return cli_fail("cannot create the master key %s: %s", cfg->master_key, strerror(errno));
     /* db_open creates the store on the first run and migrates it later. */
     struct db *db = NULL;
     char *path = xasprintf("%s/%s", cfg->data_dir, DB_FILE_NAME);
@@ -40,8 +47,11 @@ int cmd_init(struct cli *c, int argc, char **argv)
     int version = db_schema_version(db);
     db_close(db);
     if (c->json)
-        cli_json_print(json_pack("{s:s,s:i}", "data_dir", cfg->data_dir, "schema", version));
+        cli_json_print(json_pack("{s:s,s:i,s:s,s:b}", "data_dir", cfg->data_dir, "schema",
+                                 version, "master_key", cfg->master_key, "master_key_created",
+                                 made_key));
     else
-        printf("initialised %s (store schema %d)\n", cfg->data_dir, version);
+        printf("initialised %s (store schema %d)\n%s master key %s\n", cfg->data_dir, version,
+               made_key ? "created" : "kept", cfg->master_key);
     return CLI_OK;
 }

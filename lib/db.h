@@ -130,4 +130,23 @@ enum db_rc db_item_usage(struct db *db, int64_t user_id, int64_t *bytes)
 /* DB_OK if some item refers to blob, DB_NOTFOUND if none. */
 enum db_rc db_blob_referenced(struct db *db, const char *blob) __attribute__((warn_unused_result));
 
+/* ---- events (lib/db_event.c) ---- */
+
+/* One thing that happened to a send (or other object named by subject). */
+struct db_event {
+    const char *subject; /* e.g. a send id */
+    int64_t time;
+    const char *kind;    /* created, notified, page_opened, code_failed, downloaded, … */
+    const char *client;  /* client address, may be NULL */
+    const char *detail;  /* short machine-readable detail, may be NULL; never a secret */
+};
+
+/* time 0 means now. */
+enum db_rc db_event_add(struct db *db, const struct db_event *e) __attribute__((warn_unused_result));
+/* Events of subject in order. */
+enum db_rc db_event_foreach(struct db *db, const char *subject,
+                            int (*fn)(const struct db_event *e, void *arg), void *arg);
+/* Removes the events of subject (when the object itself is gone for good). */
+enum db_rc db_event_delete(struct db *db, const char *subject) __attribute__((warn_unused_result));
+
 #endif

@@ -35,6 +35,15 @@ const char *const db_migrations[] = {
     "  sealed_key BLOB NOT NULL,"
     "  meta BLOB NOT NULL);"
     "CREATE INDEX items_user ON items(user_id, received);",
+    /* 1 -> 2: events of secure sends (and anything else with an id) */
+    "CREATE TABLE events ("
+    "  id INTEGER PRIMARY KEY,"
+    "  subject TEXT NOT NULL,"
+    "  time INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  client TEXT,"
+    "  detail TEXT);"
+    "CREATE INDEX events_subject ON events(subject, id);",
 };
 
 const size_t db_migrations_count = sizeof(db_migrations) / sizeof(db_migrations[0]);

@@ -159,6 +159,9 @@ static const struct cf_key keys[] = {
      "Argon2id cost for wrapping user keys: interactive, moderate or sensitive"},
     {SEC_SERVER, "log_syslog", CF_BOOL, CO(log_syslog), "no", 0, 0, 0, NULL, NULL,
      "also log to syslog (facility mail); stderr is always used"},
+    {SEC_SERVER, "master_key", CF_PATH, CO(master_key), "/etc/sealpost/master.key", 0, 0, 0, NULL,
+     NULL, "32-byte server secret (made by init): keys token hashes, code MACs and the "
+     "outbound queue; keep it outside data_dir"},
     {SEC_SERVER, "workers", CF_UINT, CO(workers), "0", 0, 1024, 0, NULL, NULL,
      "threads for parsing and encryption (0: one per CPU core)"},
 
@@ -1310,6 +1313,7 @@ static void derive_defaults(struct config *c)
     if (c->dkim_key == NULL)
         c->dkim_key = xasprintf("%s/dkim/%s.private", c->data_dir, c->dkim_selector);
     make_absolute(c, &c->dkim_key);
+    make_absolute(c, &c->master_key);
     make_absolute(c, &c->tls_cert);
     make_absolute(c, &c->tls_key);
 }

@@ -70,6 +70,7 @@ struct config {
     char *user;         /* NULL: do not drop privileges */
     char *default_plan; /* NULL: PLAN_BUILTIN_NAME */
     char *kdf;          /* interactive | moderate | sensitive */
+    char *master_key;   /* absolute path of the 32-byte server secret */
     bool log_syslog;
     unsigned workers; /* CPU pool size; 0 = number of cores */
 

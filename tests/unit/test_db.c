@@ -156,12 +156,44 @@ static void test_items(void **state)
     db_close(db);
 }
 
+static int collect_kinds(const struct db_event *e, void *arg)
+{
+    char *acc = arg;
+    strcat(acc, e->kind);
+    strcat(acc, e->client ? "@" : ",");
+    return 0;
+}
+
+static void test_events(void **state)
+{
+    (void)state;
+    struct db *db;
+    assert_int_equal(db_open(path, &db), DB_OK);
+    struct db_event e1 = {.subject = "send1", .kind = "created"};
+    struct db_event e2 = {.subject = "send1", .kind = "page_opened", .client = "127.0.0.1"};
+    struct db_event e3 = {.subject = "send2", .kind = "created"};
+    assert_int_equal(db_event_add(db, &e1), DB_OK);
+    assert_int_equal(db_event_add(db, &e2), DB_OK);
+    assert_int_equal(db_event_add(db, &e3), DB_OK);
+    char acc[128] = "";
+    assert_int_equal(db_event_foreach(db, "send1", collect_kinds, acc), DB_OK);
+    assert_string_equal(acc, "created,page_opened@");
+    assert_int_equal(db_event_delete(db, "send1"), DB_OK);
+    acc[0] = '\0';
+    assert_int_equal(db_event_foreach(db, "send1", collect_kinds, acc), DB_OK);
+    assert_string_equal(acc, "");
+    assert_int_equal(db_event_foreach(db, "send2", collect_kinds, acc), DB_OK);
+    assert_string_equal(acc, "created,");
+    db_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_and_reopen),
         cmocka_unit_test(test_users_and_addresses),
         cmocka_unit_test(test_items),
+        cmocka_unit_test(test_events),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
