@@ -43,20 +43,20 @@ int smtpd_server_port(const struct smtpd_server *s);
  * Received: line; dkim and spf are short results for the item's metadata.
  * The hook must not block longer than its own DNS timeouts.
  */
-struct smtpd_auth_input {
+struct smtpd_hook_msg {
     const struct config *cfg;
     int msgfd;
     const char *client_addr; /* textual IP */
     const char *helo;
     const char *mail_from; /* "" for the null sender */
 };
-struct smtpd_auth_result {
+struct smtpd_hook_auth {
     char *header;
     char *dkim;
     char *spf;
 };
-typedef void (*smtpd_auth_fn)(const struct smtpd_auth_input *in, struct smtpd_auth_result *out);
+typedef void (*smtpd_auth_hook_fn)(const struct smtpd_hook_msg *in, struct smtpd_hook_auth *out);
 /* Set once before smtpd_server_start. */
-void smtpd_auth_hook_set(smtpd_auth_fn fn);
+void smtpd_auth_hook_set(smtpd_auth_hook_fn fn);
 
 #endif

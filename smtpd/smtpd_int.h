@@ -22,19 +22,19 @@
 #include <openssl/ssl.h>
 
 /* Named limits (the rest are [mailin] config keys). */
-#define SMTPD_READ_CHUNK (64 * 1024)   /* one read from a socket (shared scratch) */
-#define SMTPD_OUT_HIGH (64 * 1024)     /* replies queued: stop reading above this */
-#define SMTPD_TICK_MS 200              /* timer resolution */
-#define SMTPD_LISTEN_BACKLOG 1024      /* listen(2) backlog */
-#define SMTPD_RATE_GRACE 10            /* seconds of DATA before the rate is judged */
-#define SMTPD_DATA_WBUF (64 * 1024)    /* DATA bytes gathered before a memfd write */
-#define SMTPD_LOCAL_MAX 64             /* RFC 5321 4.5.3.1.1 */
-#define SMTPD_DOMAIN_MAX 255           /* RFC 5321 4.5.3.1.2 */
-#define SMTPD_PATH_MAX 256             /* RFC 5321 4.5.3.1.3 */
-#define SMTPD_HELO_MAX 255             /* a domain or an address literal */
-#define SMTPD_EVENTS_MAX 256           /* epoll events per wait */
-#define SMTPD_READS_PER_EVENT 16       /* fairness: reads per session per wakeup */
-#define SMTPD_IP_BUCKETS 1024          /* per-IP connection counter table */
+#define SMTPD_READ_CHUNK (64 * 1024) /* one read from a socket (shared scratch) */
+#define SMTPD_OUT_HIGH (64 * 1024)   /* replies queued: stop reading above this */
+#define SMTPD_TICK_MS 200            /* timer resolution */
+#define SMTPD_LISTEN_BACKLOG 1024    /* listen(2) backlog */
+#define SMTPD_RATE_GRACE 10          /* seconds of DATA before the rate is judged */
+#define SMTPD_DATA_WBUF (64 * 1024)  /* DATA bytes gathered before a memfd write */
+#define SMTPD_LOCAL_MAX 64           /* RFC 5321 4.5.3.1.1 */
+#define SMTPD_DOMAIN_MAX 255         /* RFC 5321 4.5.3.1.2 */
+#define SMTPD_PATH_MAX 256           /* RFC 5321 4.5.3.1.3 */
+#define SMTPD_HELO_MAX 255           /* a domain or an address literal */
+#define SMTPD_EVENTS_MAX 256         /* epoll events per wait */
+#define SMTPD_READS_PER_EVENT 16     /* fairness: reads per session per wakeup */
+#define SMTPD_IP_BUCKETS 1024        /* per-IP connection counter table */
 
 enum smtpd_state {
     SS_GREET_WAIT,    /* accepted, greet_pause running, nothing sent yet */
@@ -66,27 +66,27 @@ struct smtpd_session {
     char addr[INET6_ADDRSTRLEN];
     struct smtpd_ipcount *ipc;
     enum smtpd_state state;
-    uint32_t events;    /* epoll mask now registered */
-    uint64_t t_start;   /* ms, monotonic */
-    uint64_t t_active;  /* last input or state change */
+    uint32_t events;   /* epoll mask now registered */
+    uint64_t t_start;  /* ms, monotonic */
+    uint64_t t_active; /* last input or state change */
     unsigned errors;
     unsigned ncmds;
     unsigned nmsgs;
-    bool esmtp;         /* EHLO (not HELO) */
-    bool tls;           /* TLS established */
-    bool closing;       /* close after the output is written */
-    bool quit;          /* closed by QUIT (for the log) */
-    bool line_long;     /* discarding an over-long command line */
-    bool line_cr;       /* in discard mode: last byte seen was CR */
-    bool line_bad_eol;  /* current command line holds a bare CR or LF */
-    bool rd_wants_out;  /* TLS read needs the socket writable */
-    bool wr_wants_in;   /* TLS write needs the socket readable */
-    bool hs_wants_out;  /* TLS handshake waits for writability */
-    bool unwatched;     /* removed from epoll (peer gone while a job runs) */
-    bool discard_rest;  /* STARTTLS: drop the rest of the buffered input */
+    bool esmtp;        /* EHLO (not HELO) */
+    bool tls;          /* TLS established */
+    bool closing;      /* close after the output is written */
+    bool quit;         /* closed by QUIT (for the log) */
+    bool line_long;    /* discarding an over-long command line */
+    bool line_cr;      /* in discard mode: last byte seen was CR */
+    bool line_bad_eol; /* current command line holds a bare CR or LF */
+    bool rd_wants_out; /* TLS read needs the socket writable */
+    bool wr_wants_in;  /* TLS write needs the socket readable */
+    bool hs_wants_out; /* TLS handshake waits for writability */
+    bool unwatched;    /* removed from epoll (peer gone while a job runs) */
+    bool discard_rest; /* STARTTLS: drop the rest of the buffered input */
     char *helo;
     /* The transaction. */
-    char *mail_from;    /* "" for <> */
+    char *mail_from; /* "" for <> */
     bool smtputf8;
     bool body8;
     uint64_t size_hint; /* MAIL SIZE= */
@@ -141,9 +141,9 @@ struct smtpd_pool;
 struct smtpd_server {
     enum smtpd_ev_kind ev_listener; /* tags, addresses used as epoll data */
     enum smtpd_ev_kind ev_control;
-    int lfd;   /* listening socket */
+    int lfd; /* listening socket */
     int epfd;
-    int cfd;   /* eventfd: stop requested */
+    int cfd; /* eventfd: stop requested */
     int port;
     pthread_t io;
     bool started;
@@ -208,8 +208,8 @@ void smtpd_reply_ehlo(struct smtpd_session *s);
 /* Sends a reply straight to a socket that has no session (connection caps). */
 void smtpd_reply_raw(int fd, enum sp_status st);
 /* Our Received: header, CRLF-terminated (RFC 5321 4.4); safe for any helo. */
-char *smtpd_received_new(const struct smtpd_session *s, const char *tid,
-                         const char *tls_version, const char *tls_cipher);
+char *smtpd_received_new(const struct smtpd_session *s, const char *tid, const char *tls_version,
+                         const char *tls_cipher);
 
 /* smtpd_addr.c: paths and parameters of MAIL and RCPT. */
 enum sp_status smtpd_path_parse(const char *arg, const char *keyword, bool null_ok, char **mailbox,

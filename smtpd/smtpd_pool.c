@@ -38,9 +38,9 @@ struct smtpd_pool {
     int efd;
 };
 
-static smtpd_auth_fn auth_hook;
+static smtpd_auth_hook_fn auth_hook;
 
-void smtpd_auth_hook_set(smtpd_auth_fn fn)
+void smtpd_auth_hook_set(smtpd_auth_hook_fn fn)
 {
     auth_hook = fn;
 }
@@ -120,9 +120,9 @@ static void job_deliver(struct worker *w, struct smtpd_job *j)
         j->status = SP_TEMPFAIL;
         return;
     }
-    struct smtpd_auth_result ar = {0};
+    struct smtpd_hook_auth ar = {0};
     if (auth_hook) {
-        struct smtpd_auth_input in = {j->cfg, j->fd, j->client_addr, j->helo, j->mail_from};
+        struct smtpd_hook_msg in = {j->cfg, j->fd, j->client_addr, j->helo, j->mail_from};
         auth_hook(&in, &ar);
         if (lseek(j->fd, 0, SEEK_SET) < 0) {
             j->status = SP_TEMPFAIL;

@@ -40,8 +40,7 @@ static void reply_format(struct smtpd_session *s, enum sp_status st, const char 
     char line[REPLY_LINE_MAX];
     int n;
     if (si->enhanced)
-        n = snprintf(line, sizeof(line), "%d %s %s%s\r\n", si->smtp, si->enhanced, si->text,
-                     extra);
+        n = snprintf(line, sizeof(line), "%d %s %s%s\r\n", si->smtp, si->enhanced, si->text, extra);
     else
         n = snprintf(line, sizeof(line), "%d %s%s\r\n", si->smtp, si->text, extra);
     if (n < 0 || (size_t)n >= sizeof(line))
@@ -150,8 +149,8 @@ static bool rcpt_printable(const char *a)
     return true;
 }
 
-char *smtpd_received_new(const struct smtpd_session *s, const char *tid,
-                         const char *tls_version, const char *tls_cipher)
+char *smtpd_received_new(const struct smtpd_session *s, const char *tid, const char *tls_version,
+                         const char *tls_cipher)
 {
     char helo[SMTPD_HELO_MAX + 1];
     char date[64];

@@ -70,7 +70,8 @@ static int listen_open(const char *spec, int *port_out, char **err)
         *err = xasprintf("bad smtp_listen address '%s'", spec ? scrub(spec) : "");
         return -1;
     }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     int rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
@@ -354,8 +355,8 @@ void smtpd_session_free(struct smtpd_session *s)
     if (s->fd < 0)
         return;
     uint64_t secs = (smtpd_now_ms() - s->t_start) / 1000u;
-    msg_info("%s: disconnect from [%s], commands=%u, messages=%u, errors=%u, seconds=%llu%s",
-             s->id, s->addr, s->ncmds, s->nmsgs, s->errors, (unsigned long long)secs,
+    msg_info("%s: disconnect from [%s], commands=%u, messages=%u, errors=%u, seconds=%llu%s", s->id,
+             s->addr, s->ncmds, s->nmsgs, s->errors, (unsigned long long)secs,
              s->quit ? ", quit=yes" : "");
     if (!s->unwatched)
         epoll_ctl(srv->epfd, EPOLL_CTL_DEL, s->fd, NULL);

@@ -34,9 +34,14 @@
 #include <strings.h>
 
 static const char *const state_names[] = {
-    [SS_GREET_WAIT] = "greet_wait",       [SS_CONNECTED] = "connected", [SS_HELO] = "helo",
-    [SS_MAIL] = "mail",                   [SS_RCPT] = "rcpt",           [SS_DATA] = "data",
-    [SS_DELIVERING] = "delivering",       [SS_TLS_HANDSHAKE] = "tls_handshake",
+    [SS_GREET_WAIT] = "greet_wait",
+    [SS_CONNECTED] = "connected",
+    [SS_HELO] = "helo",
+    [SS_MAIL] = "mail",
+    [SS_RCPT] = "rcpt",
+    [SS_DATA] = "data",
+    [SS_DELIVERING] = "delivering",
+    [SS_TLS_HANDSHAKE] = "tls_handshake",
     [SS_CLOSING] = "closing",
 };
 
@@ -523,8 +528,8 @@ static void command_run(struct smtpd_session *s, const char *p, size_t len, size
         msg_info("%s: reject: %s with %zu bytes pipelined behind it", s->id, c->verb, rest);
         smtpd_session_close(s, st);
     } else if (st != SP_OK) {
-        msg_info("%s: reject: cmd=%s, status=%s, state=%s", s->id, scrub(line),
-                 sp_status_name(st), smtpd_state_name(s->state));
+        msg_info("%s: reject: cmd=%s, status=%s, state=%s", s->id, scrub(line), sp_status_name(st),
+                 smtpd_state_name(s->state));
         smtpd_reply(s, st);
     } else {
         c->proceed(s, arg);
@@ -541,8 +546,7 @@ static void command_after(struct smtpd_session *s)
         smtpd_session_close(s, SP_SMTP_TOO_MANY_ERRORS);
         return;
     }
-    if (s->srv->draining && s->job == NULL &&
-        (s->state == SS_CONNECTED || s->state == SS_HELO))
+    if (s->srv->draining && s->job == NULL && (s->state == SS_CONNECTED || s->state == SS_HELO))
         smtpd_session_close(s, SP_SMTP_SHUTDOWN);
 }
 
@@ -617,8 +621,7 @@ static size_t input_run(struct smtpd_session *s, const char *p, size_t n)
         if (s->discard_rest) {
             s->discard_rest = false;
             if (n > off)
-                msg_info("%s: starttls: discarded %zu bytes sent behind STARTTLS", s->id,
-                         n - off);
+                msg_info("%s: starttls: discarded %zu bytes sent behind STARTTLS", s->id, n - off);
             off = n;
         }
         command_after(s);
@@ -676,8 +679,8 @@ void smtpd_session_job_done(struct smtpd_session *s, struct smtpd_job *j)
     if (s->closing) { /* the peer left while the job ran */
         if (j->kind == JOB_DELIVER)
             msg_info("%s: %s after the client left, status=%s%s%s", s->id,
-                     j->status == SP_OK ? "delivered" : "not delivered",
-                     sp_status_name(j->status), j->status == SP_OK ? ", queued_as=" : "",
+                     j->status == SP_OK ? "delivered" : "not delivered", sp_status_name(j->status),
+                     j->status == SP_OK ? ", queued_as=" : "",
                      j->status == SP_OK ? j->queue_id : "");
         smtpd_job_free(j);
         return;

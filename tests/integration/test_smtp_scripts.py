@@ -264,7 +264,7 @@ def conn_caps(tap, srv):
 
 def reload_checks(tap, srv):
     inst = srv.inst
-    proc = inst.proc
+    proc = inst.serve_proc
     with open(inst.conf) as f:
         orig = f.read()
 
@@ -329,17 +329,17 @@ def drain_check(tap, srv):
     idle = Conn(inst.smtp_port)
     idle.reply()
     before = srv.count("bob")
-    inst.proc.send_signal(signal.SIGTERM)
+    inst.serve_proc.send_signal(signal.SIGTERM)
     time.sleep(0.5)
     idle_r = idle.reply()
     c.send(b"second half\r\n.\r\n")
     r = c.reply()
     r2 = c.reply()
     try:
-        rc = inst.proc.wait(40)
+        inst.serve_proc.wait(40)
     except Exception:
-        rc = None
-    inst.proc = None
+        pass
+    rc = inst.stop_serve()
     tap.ok("drain_idle_421", idle_r[:1] == ["421 4.3.2 Service shutting down, try again later"],
            "got %r" % idle_r)
     tap.ok("drain_inflight_250", len(r) == 1 and r[0].startswith("250 2.0.0 Ok: queued as "),
