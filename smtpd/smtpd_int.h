@@ -93,7 +93,8 @@ struct smtpd_session {
     struct rcpt *rcpts;
     size_t nrcpts;
     size_t rcpt_cap;
-    char *rcpt_pending; /* address under check by a worker */
+    unsigned rcpts_accepted; /* RCPTs answered 250 (duplicates included) */
+    char *rcpt_pending;      /* address under check by a worker */
     struct smtpd_data *data;
     struct smtpd_job *job; /* in a worker: the session waits (busy) */
     /* I/O buffers, allocated only while they hold bytes. */
@@ -220,6 +221,8 @@ bool smtpd_helo_valid(const char *arg);
 
 /* smtpd_tls.c */
 SSL_CTX *smtpd_tls_ctx_new(const struct config *cfg, char **err);
+/* Whether STARTTLS is offered now (a reload may change it). */
+bool smtpd_tls_offered(struct smtpd_server *srv);
 /* Starts the handshake: 0, or -1 (session closed). */
 int smtpd_tls_begin(struct smtpd_session *s);
 /* Continues the handshake: 1 done, 0 wait, -1 failed. */
@@ -235,6 +238,7 @@ int smtpd_tls_bits(const struct smtpd_session *s);
 struct smtpd_pool *smtpd_pool_new(unsigned workers);
 int smtpd_pool_start(struct smtpd_pool *p, char **err);
 int smtpd_pool_fd(const struct smtpd_pool *p); /* readable when jobs are done */
+unsigned smtpd_pool_size(const struct smtpd_pool *p);
 void smtpd_pool_push(struct smtpd_pool *p, struct smtpd_job *j);
 /* Finished jobs, as a list (I/O thread). */
 struct smtpd_job *smtpd_pool_collect(struct smtpd_pool *p);

@@ -214,6 +214,11 @@ int smtpd_pool_start(struct smtpd_pool *p, char **err)
     return 0;
 }
 
+unsigned smtpd_pool_size(const struct smtpd_pool *p)
+{
+    return p->n;
+}
+
 int smtpd_pool_fd(const struct smtpd_pool *p)
 {
     return p->efd;

@@ -96,7 +96,7 @@ void smtpd_reply_ehlo(struct smtpd_session *s)
     kw[k++] = "8BITMIME";
     kw[k++] = "ENHANCEDSTATUSCODES";
     kw[k++] = "SMTPUTF8";
-    if (s->srv->tls && !s->tls)
+    if (!s->tls && smtpd_tls_offered(s->srv))
         kw[k++] = "STARTTLS";
     char line[REPLY_LINE_MAX];
     int n = snprintf(line, sizeof(line), "250-%s\r\n", s->cfg->hostname);

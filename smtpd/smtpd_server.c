@@ -589,7 +589,7 @@ int smtpd_server_start(struct smtpd_server *s, char **err)
     }
     s->started = true;
     msg_info("-: smtpd listening on %s (port %d), workers=%u, tls=%s", scrub(s->cfg->smtp_listen),
-             s->port, s->cfg->workers, s->tls ? "yes" : "no");
+             s->port, smtpd_pool_size(s->pool), s->tls ? "yes" : "no");
     return 0;
 }
 

@@ -68,6 +68,7 @@ void smtpd_session_reset(struct smtpd_session *s)
     free(s->rcpts);
     s->rcpts = NULL;
     s->nrcpts = s->rcpt_cap = 0;
+    s->rcpts_accepted = 0;
     free(s->rcpt_pending);
     s->rcpt_pending = NULL;
     smtpd_data_free(s->data);
@@ -90,10 +91,9 @@ void smtpd_session_close(struct smtpd_session *s, enum sp_status why)
         return;
     msg_info("%s: close: reason=%s, state=%s", s->id, sp_status_name(why),
              smtpd_state_name(s->state));
-    if (s->state != SS_TLS_HANDSHAKE && s->state != SS_GREET_WAIT)
+    /* No reply in the middle of a TLS handshake: it would not be TLS. */
+    if (s->state != SS_TLS_HANDSHAKE)
         smtpd_reply(s, why);
-    else if (s->state == SS_GREET_WAIT && why != SP_OK)
-        smtpd_reply(s, why); /* early talkers and drain before the banner */
     s->closing = true;
     buf_free(&s->in);
     smtpd_session_reset(s);
@@ -140,7 +140,7 @@ static enum sp_status check_rcpt(struct smtpd_session *s, const char *arg)
     (void)arg;
     if (s->state != SS_MAIL && s->state != SS_RCPT)
         return SP_SMTP_NEED_MAIL;
-    if (s->cfg->max_recipients && s->nrcpts >= s->cfg->max_recipients)
+    if (s->cfg->max_recipients && s->rcpts_accepted >= s->cfg->max_recipients)
         return SP_TOO_MANY_RCPTS;
     return SP_OK;
 }
@@ -158,7 +158,7 @@ static enum sp_status check_data(struct smtpd_session *s, const char *arg)
 static enum sp_status check_starttls(struct smtpd_session *s, const char *arg)
 {
     (void)arg;
-    if (s->srv->tls == NULL)
+    if (!smtpd_tls_offered(s->srv))
         return SP_SMTP_NOT_IMPLEMENTED; /* not offered */
     if (s->tls)
         return SP_SMTP_BAD_SEQUENCE;
@@ -305,6 +305,7 @@ static void rcpt_done(struct smtpd_session *s, struct smtpd_job *j)
         smtpd_reply(s, j->status);
         return;
     }
+    s->rcpts_accepted++; /* duplicates count against max_recipients too */
     /* One item per user and message: a second address of the same user is
      * accepted but not stored twice. */
     for (size_t i = 0; i < s->nrcpts; i++) {

@@ -58,6 +58,14 @@ SSL_CTX *smtpd_tls_ctx_new(const struct config *cfg, char **err)
     return ctx;
 }
 
+bool smtpd_tls_offered(struct smtpd_server *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    bool on = srv->tls != NULL;
+    pthread_mutex_unlock(&srv->lock);
+    return on;
+}
+
 int smtpd_tls_begin(struct smtpd_session *s)
 {
     pthread_mutex_lock(&s->srv->lock);
