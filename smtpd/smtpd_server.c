@@ -139,25 +139,29 @@ int smtpd_server_port(const struct smtpd_server *s)
 void smtpd_server_reload(struct smtpd_server *s, struct config *cfg)
 {
     SSL_CTX *tls = NULL;
+    bool keep_tls = false;
     if (cfg->tls_enabled) {
         char *err = NULL;
         tls = smtpd_tls_ctx_new(cfg, &err);
         if (tls == NULL) {
-            /* The config itself was valid: keep serving, without STARTTLS. */
-            msg_error("-: smtpd reload: tls disabled: %s", scrub(err));
+            /* Unreadable certificate or key: keep offering the old one. */
+            msg_error("-: smtpd reload: %s; keeping the running TLS setup", scrub(err));
             free(err);
+            keep_tls = true;
         }
     }
     pthread_mutex_lock(&s->lock);
     struct config *old = s->cfg;
     SSL_CTX *old_tls = s->tls;
     s->cfg = config_ref(cfg);
-    s->tls = tls;
+    if (!keep_tls)
+        s->tls = tls;
     pthread_mutex_unlock(&s->lock);
     if (old->smtp_listen && cfg->smtp_listen && strcmp(old->smtp_listen, cfg->smtp_listen) != 0)
         msg_warn("-: smtpd reload: smtp_listen changed; takes effect on restart");
     config_unref(old);
-    if (old_tls)
+    /* Sessions in TLS hold their own reference to the old context. */
+    if (old_tls && !keep_tls)
         SSL_CTX_free(old_tls);
 }
 
@@ -355,8 +359,8 @@ void smtpd_session_free(struct smtpd_session *s)
     if (s->fd < 0)
         return;
     uint64_t secs = (smtpd_now_ms() - s->t_start) / 1000u;
-    msg_info("%s: disconnect from [%s], commands=%u, messages=%u, errors=%u, seconds=%llu%s", s->id,
-             s->addr, s->ncmds, s->nmsgs, s->errors, (unsigned long long)secs,
+    msg_info("%s: disconnect, client=[%s], commands=%u, messages=%u, errors=%u, seconds=%llu%s",
+             s->id, s->addr, s->ncmds, s->nmsgs, s->errors, (unsigned long long)secs,
              s->quit ? ", quit=yes" : "");
     if (!s->unwatched)
         epoll_ctl(srv->epfd, EPOLL_CTL_DEL, s->fd, NULL);
@@ -448,7 +452,7 @@ static void accept_one(struct smtpd_server *srv, int fd, const struct sockaddr_s
     struct epoll_event e = {.events = 0, .data.ptr = s};
     if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &e) < 0)
         msg_panic("epoll_ctl add: %s", strerror(errno));
-    msg_info("%s: connect from [%s]", s->id, addr);
+    msg_info("%s: connect, client=[%s]", s->id, addr);
     smtpd_session_begin(s);
     smtpd_io_flush(s);
 }
