@@ -28,6 +28,7 @@ SMTP_REF_WRITE=1 writes the .ref files from what the server says (review
 them before committing).
 """
 import os
+import pwd
 import re
 import signal
 import smtplib
@@ -350,6 +351,33 @@ def drain_check(tap, srv):
     tap.ok("drain_delivered", srv.count("bob") == before + 1)
 
 
+def privileges_check(tap, srv):
+    """As root: without [server] user a warning; with it, serve runs as that user."""
+    if os.geteuid() != 0:
+        tap.diag("not root: privilege drop not checked")
+        return
+    tap.ok("root_warning", "running as root" in srv.inst.serve_log_tail(1 << 20),
+           "no warning about running as root in the serve log")
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        tap.diag("no user nobody: privilege drop not checked")
+        return
+    inst = sptest.Instance(extra_conf="[server]\nuser = nobody\n")
+    try:
+        inst.start_serve()
+        with open("/proc/%d/status" % inst.serve_proc.pid) as f:
+            ids = dict(ln.split(":", 1) for ln in f if ln.startswith(("Uid", "Gid", "Groups")))
+        uids = ids["Uid"].split()
+        gids = ids["Gid"].split()
+        tap.ok("drops_to_user", uids == [str(nobody.pw_uid)] * 4 and
+               gids == [str(nobody.pw_gid)] * 4 and ids["Groups"].split() == [str(nobody.pw_gid)],
+               "got %r" % ids)
+        tap.ok("drop_after_bind", Conn(inst.smtp_port).reply()[0].startswith("220 "))
+    finally:
+        inst.cleanup()
+
+
 def main():
     tap = sptest.Tap()
     servers = {}
@@ -378,6 +406,7 @@ def main():
                              for u, d in bad.items()))
             tap.ok("alive_after_" + name, healthy(srv))
         conn_caps(tap, servers["main"])
+        privileges_check(tap, servers["main"])
         reload_checks(tap, servers["main"])
         drain_check(tap, servers["main"])
     finally:
