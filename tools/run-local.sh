@@ -30,13 +30,16 @@ if [ ! -f "$DB" ]; then
     "$BIN" -c "$CONF" init
 fi
 
+LISTEN=$(sed -n 's/^[[:space:]]*smtp_listen[[:space:]]*=[[:space:]]*//p' "$CONF" | tail -n 1)
+LISTEN=${LISTEN:-127.0.0.1:2525}
+
 cat <<HINTS
 
-sealpost: SMTP on 127.0.0.1:2525, config $CONF. In another terminal:
+sealpost: SMTP on $LISTEN, config $CONF. In another terminal:
 
   export SEALPOST_CONFIG=$PWD/$CONF
   $BIN user add alice --email alice@example.org   # prints alice's Mail-in address
-  swaks --server 127.0.0.1:2525 --to ADDRESS --attach @file.pdf
+  swaks --server $LISTEN --to ADDRESS --attach @file.pdf
   $BIN vault list alice
   $BIN vault get alice ITEM --out /tmp/alice
 
