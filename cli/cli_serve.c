@@ -27,7 +27,10 @@
 #include "cli/cli.h"
 #include "deliver/deliver.h"
 #include "lib/log.h"
+#include "deliver/outbound.h"
+#include "lib/xalloc.h"
 #include "smtpd/smtpd.h"
+#include "smtpd/smtpd_auth.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -76,8 +79,50 @@ static void smtp_close(void *st)
     smtpd_server_free(st);
 }
 
+/* The outbound queue runner: nothing to bind, a thread once started. */
+struct outbound_service {
+    struct config *cfg;
+    struct outbound_runner *r;
+};
+
+static void *outbound_open(struct config *cfg, char **err)
+{
+    (void)err;
+    struct outbound_service *o = xcalloc(1, sizeof(*o));
+    o->cfg = config_ref(cfg);
+    return o;
+}
+
+static int outbound_start(void *st, char **err)
+{
+    struct outbound_service *o = st;
+    o->r = outbound_runner_start(o->cfg, err);
+    return o->r ? 0 : -1;
+}
+
+static void outbound_reload(void *st, struct config *cfg)
+{
+    outbound_runner_reload(((struct outbound_service *)st)->r, cfg);
+}
+
+static void outbound_stop(void *st, unsigned drain_seconds)
+{
+    (void)drain_seconds; /* a send in progress is bounded by smtp_timeout */
+    struct outbound_service *o = st;
+    outbound_runner_stop(o->r);
+    o->r = NULL;
+}
+
+static void outbound_close(void *st)
+{
+    struct outbound_service *o = st;
+    config_unref(o->cfg);
+    free(o);
+}
+
 static const struct service services[] = {
     {"smtp", smtp_open, smtp_start, smtp_reload, smtp_stop, smtp_close},
+    {"outbound", outbound_open, outbound_start, outbound_reload, outbound_stop, outbound_close},
 };
 #define NSERVICES (sizeof(services) / sizeof(services[0]))
 
@@ -160,6 +205,10 @@ int cmd_serve(struct cli *c, int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* Inbound DKIM/SPF: libopendkim is initialised once, before threads. */
+    if (smtpd_auth_open() < 0)
+        return cli_fail("cannot initialise DKIM verification");
+
     void *st[NSERVICES] = {0};
     size_t opened = 0, started = 0;
     int rc = CLI_OK;
@@ -216,6 +265,7 @@ out:
     for (size_t i = opened; i-- > 0;)
         services[i].close(st[i]);
     free(err);
+    smtpd_auth_close();
     if (rc == CLI_OK)
         msg_info("-: sealpost serve stopped");
     return rc;

@@ -34,29 +34,5 @@ void smtpd_server_free(struct smtpd_server *s);
 /* The bound port (useful with port 0). */
 int smtpd_server_port(const struct smtpd_server *s);
 
-/*
- * Authentication hook (DKIM/SPF verification, issue 3 item 5). When set,
- * the worker calls it on each accepted message before delivery, on a worker
- * thread, with the message (without our trace headers) readable from msgfd
- * at offset 0. It fills out with malloc'd strings or NULLs: header is a
- * complete CRLF-terminated "Authentication-Results: …" block put below our
- * Received: line; dkim and spf are short results for the item's metadata.
- * The hook must not block longer than its own DNS timeouts.
- */
-struct smtpd_hook_msg {
-    const struct config *cfg;
-    int msgfd;
-    const char *client_addr; /* textual IP */
-    const char *helo;
-    const char *mail_from; /* "" for the null sender */
-};
-struct smtpd_hook_auth {
-    char *header;
-    char *dkim;
-    char *spf;
-};
-typedef void (*smtpd_auth_hook_fn)(const struct smtpd_hook_msg *in, struct smtpd_hook_auth *out);
-/* Set once before smtpd_server_start. */
-void smtpd_auth_hook_set(smtpd_auth_hook_fn fn);
 
 #endif

@@ -15,6 +15,7 @@
  * Workers touch only the job (their own copies of every string), never the
  * session.
  */
+#include "smtpd/smtpd_auth.h"
 #include "smtpd/smtpd_int.h"
 
 #include "lib/log.h"
@@ -37,13 +38,6 @@ struct smtpd_pool {
     bool stop;
     int efd;
 };
-
-static smtpd_auth_hook_fn auth_hook;
-
-void smtpd_auth_hook_set(smtpd_auth_hook_fn fn)
-{
-    auth_hook = fn;
-}
 
 struct smtpd_job *smtpd_job_new(enum smtpd_job_kind kind, struct smtpd_session *s)
 {
@@ -120,16 +114,26 @@ static void job_deliver(struct worker *w, struct smtpd_job *j)
         j->status = SP_TEMPFAIL;
         return;
     }
-    struct smtpd_hook_auth ar = {0};
-    if (auth_hook) {
-        struct smtpd_hook_msg in = {j->cfg, j->fd, j->client_addr, j->helo, j->mail_from};
-        auth_hook(&in, &ar);
-        if (lseek(j->fd, 0, SEEK_SET) < 0) {
-            j->status = SP_TEMPFAIL;
-            goto out;
-        }
-    }
-    char *trace = ar.header ? xasprintf("%s%s", j->received, ar.header) : xstrdup(j->received);
+    /* DKIM and SPF of the message (bounded by dns_timeout), then the
+     * Authentication-Results line goes below our Received: line. */
+    struct smtpd_auth_request rq = {
+        .client_ip = j->client_addr,
+        .helo = j->helo,
+        .mail_from = j->mail_from,
+        .authserv_id = j->cfg->hostname,
+        .dkim = j->cfg->dkim_verify,
+        .spf = j->cfg->spf,
+        .dns_timeout = (unsigned)j->cfg->dns_timeout,
+    };
+    struct smtpd_auth_result *ar = xcalloc(1, sizeof(*ar));
+    if (smtpd_auth_check(&rq, j->fd, ar) < 0) /* ar still says temperror */
+        msg_warn("%s: authentication checks could not read the message", j->queue_id);
+    char dkim[SMTPD_AUTH_RESULT_MAX + SMTPD_AUTH_DOMAIN_MAX + 8];
+    if (ar->dkim_domain[0])
+        snprintf(dkim, sizeof(dkim), "%s (d=%s)", ar->dkim, ar->dkim_domain);
+    else
+        snprintf(dkim, sizeof(dkim), "%s", ar->dkim[0] ? ar->dkim : "none");
+    char *trace = xasprintf("%s%s", j->received, ar->header);
     struct arrival a = {
         .trace = trace,
         .via = j->via,
@@ -138,15 +142,12 @@ static void job_deliver(struct worker *w, struct smtpd_job *j)
         .mail_from = j->mail_from,
         .tls_version = j->tls_version,
         .tls_cipher = j->tls_cipher,
-        .dkim = ar.dkim,
-        .spf = ar.spf,
+        .dkim = rq.dkim ? dkim : NULL,
+        .spf = rq.spf ? (ar->spf[0] ? ar->spf : "none") : NULL,
     };
     j->status = deliver_message(dc, j->fd, j->rcpts, j->nrcpts, &a, j->queue_id);
     free(trace);
-out:
-    free(ar.header);
-    free(ar.dkim);
-    free(ar.spf);
+    free(ar);
 }
 
 static void *worker_main(void *arg)

@@ -365,6 +365,9 @@ def privileges_check(tap, srv):
         return
     inst = sptest.Instance(extra_conf="[server]\nuser = nobody\n")
     try:
+        # init (as root, with user set) gave the data dir and the master key
+        # to nobody; the instance dir itself is mkdtemp's 0700.
+        os.chmod(inst.dir, 0o711)
         inst.start_serve()
         with open("/proc/%d/status" % inst.serve_proc.pid) as f:
             ids = dict(ln.split(":", 1) for ln in f if ln.startswith(("Uid", "Gid", "Groups")))
@@ -374,6 +377,9 @@ def privileges_check(tap, srv):
                gids == [str(nobody.pw_gid)] * 4 and ids["Groups"].split() == [str(nobody.pw_gid)],
                "got %r" % ids)
         tap.ok("drop_after_bind", Conn(inst.smtp_port).reply()[0].startswith("220 "))
+        st = os.stat(inst.data_dir)
+        tap.ok("init_gives_data_dir", st.st_uid == nobody.pw_uid,
+               "data dir owned by uid %d, want %d" % (st.st_uid, nobody.pw_uid))
     finally:
         inst.cleanup()
 
