@@ -86,9 +86,9 @@ static void part_key(unsigned char *subkey, const unsigned char *key, uint32_t i
 struct vault_writer {
     FILE *f;
     unsigned char ad[AD_BYTES];
-    unsigned char *key;                              /* locked: item key */
-    unsigned char *plain;                            /* locked: one chunk of plaintext */
-    unsigned char *cipher;                           /* length word + one chunk of ciphertext */
+    unsigned char *key;    /* locked: item key */
+    unsigned char *plain;  /* locked: one chunk of plaintext */
+    unsigned char *cipher; /* length word + one chunk of ciphertext */
     crypto_secretstream_xchacha20poly1305_state *st; /* locked */
     size_t fill;
     int in_part;
@@ -231,20 +231,13 @@ int vault_writer_free(struct vault_writer *w)
 const char *vault_rc_str(enum vault_rc rc)
 {
     switch (rc) {
-    case VAULT_OK:
-        return "ok";
-    case VAULT_NOT_FOUND:
-        return "no such part";
-    case VAULT_BAD_FORMAT:
-        return "not a sealpost vault item of a known version";
-    case VAULT_TAMPERED:
-        return "authentication failed (tampered or wrong key)";
-    case VAULT_TRUNCATED:
-        return "truncated";
-    case VAULT_IO:
-        return "read error";
-    case VAULT_SINK:
-        return "stopped";
+    case VAULT_OK: return "ok";
+    case VAULT_NOT_FOUND: return "no such part";
+    case VAULT_BAD_FORMAT: return "not a sealpost vault item of a known version";
+    case VAULT_TAMPERED: return "authentication failed (tampered or wrong key)";
+    case VAULT_TRUNCATED: return "truncated";
+    case VAULT_IO: return "read error";
+    case VAULT_SINK: return "stopped";
     }
     return "unknown";
 }
@@ -292,7 +285,8 @@ static enum vault_rc skip_part(FILE *f)
 }
 
 static enum vault_rc pull_part(FILE *f, const unsigned char *ad, const unsigned char *key,
-                               uint32_t index, int (*sink)(void *, const void *, size_t), void *arg)
+                               uint32_t index, int (*sink)(void *, const void *, size_t),
+                               void *arg)
 {
     unsigned char ss_header[SS_HEADER];
     enum vault_rc rc = read_exact(f, ss_header, SS_HEADER);

@@ -34,8 +34,8 @@ static int acc_sink(void *arg, const void *p, size_t n)
 }
 
 /* Builds a container with parts 1..nparts of the given sizes into memory. */
-static void build(const unsigned char *key, const size_t *sizes, size_t nparts, unsigned char **out,
-                  size_t *outlen, unsigned char ***plain)
+static void build(const unsigned char *key, const size_t *sizes, size_t nparts,
+                  unsigned char **out, size_t *outlen, unsigned char ***plain)
 {
     char *mem = NULL;
     size_t len = 0;
@@ -142,14 +142,8 @@ static void test_truncated(void **state)
     unsigned char *c, **plain;
     size_t clen;
     build(key, sizes, 1, &c, &clen, &plain);
-    size_t cuts[] = {0,
-                     10,
-                     VAULT_HEADER_BYTES,
-                     VAULT_HEADER_BYTES + 20,
-                     1000,
-                     VAULT_CHUNK_BYTES + 100,
-                     clen - 17,
-                     clen - 1};
+    size_t cuts[] = {0, 10, VAULT_HEADER_BYTES, VAULT_HEADER_BYTES + 20, 1000,
+                     VAULT_CHUNK_BYTES + 100, clen - 17, clen - 1};
     for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
         struct acc a = {0};
         enum vault_rc rc = read_part(c, cuts[i], ID, key, 1, &a);
@@ -229,7 +223,8 @@ static void test_seal_buf_and_keys(void **state)
     assert_string_equal(out, msg);
     free(out);
     /* The size cap holds. */
-    assert_int_equal(vault_open_buf(c, clen, ID, key, VAULT_PART_META, 4, &out, &olen), VAULT_SINK);
+    assert_int_equal(vault_open_buf(c, clen, ID, key, VAULT_PART_META, 4, &out, &olen),
+                     VAULT_SINK);
     free(c);
     sodium_free(key);
     sodium_free(back);
@@ -347,8 +342,8 @@ int main(void)
     if (sodium_init() < 0)
         return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip),         cmocka_unit_test(test_tampered_bytes),
-        cmocka_unit_test(test_truncated),         cmocka_unit_test(test_format_refusals),
+        cmocka_unit_test(test_roundtrip),      cmocka_unit_test(test_tampered_bytes),
+        cmocka_unit_test(test_truncated),      cmocka_unit_test(test_format_refusals),
         cmocka_unit_test(test_seal_buf_and_keys), cmocka_unit_test(test_rewind),
         cmocka_unit_test(test_reader_pull),
     };
