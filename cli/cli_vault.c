@@ -112,6 +112,28 @@ static const char *jget(json_t *o, const char *k)
     return s ? s : "";
 }
 
+/* Copies at most max display columns (code points) of UTF-8 s, padded with spaces. */
+static void column(char *out, size_t outsz, const char *s, size_t max)
+{
+    size_t o = 0, cols = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p && cols < max;) {
+        size_t n = *p < 0x80         ? 1
+                   : (*p >> 5) == 6  ? 2
+                   : (*p >> 4) == 14 ? 3
+                   : (*p >> 3) == 30 ? 4
+                                     : 1;
+        if (o + n >= outsz)
+            break;
+        for (size_t k = 0; k < n && p[k]; k++)
+            out[o++] = (char)p[k];
+        p += n;
+        cols++;
+    }
+    for (; cols < max && o + 1 < outsz; cols++)
+        out[o++] = ' ';
+    out[o] = '\0';
+}
+
 struct list_ctx {
     struct cli *c;
     struct opened *o;
@@ -142,29 +164,32 @@ static int list_one(const struct db_item *it, void *arg)
     json_t *p;
     json_array_foreach(json_object_get(meta, "parts"), i, p)
     {
-        json_array_append_new(parts, json_pack("{s:O,s:O,s:O,s:O}", "name",
-                                               json_object_get(p, "name"), "type",
-                                               json_object_get(p, "type"), "size",
-                                               json_object_get(p, "size"), "kind",
-                                               json_object_get(p, "kind")));
+        json_array_append_new(
+            parts, json_pack("{s:O,s:O,s:O,s:O}", "name", json_object_get(p, "name"), "type",
+                             json_object_get(p, "type"), "size", json_object_get(p, "size"), "kind",
+                             json_object_get(p, "kind")));
     }
     if (lc->c->json) {
         json_t *auth = json_object_get(meta, "auth");
         json_t *tls = json_object_get(meta, "tls");
         json_array_append_new(
             lc->out,
-            json_pack("{s:s,s:s,s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:I,s:o}", "id", it->id,
-                      "received", when, "from", json_object_get(meta, "from"), "subject",
+            json_pack("{s:s,s:s,s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:I,s:o}", "id", it->id, "received",
+                      when, "from", json_object_get(meta, "from"), "subject",
                       json_object_get(meta, "subject"), "to", json_object_get(meta, "to"), "tag",
-                      json_object_get(meta, "tag"), "flags", json_object_get(meta, "flags"),
-                      "auth", auth ? auth : json_null(), "tls", tls ? tls : json_null(),
-                      "envelope", json_object_get(meta, "envelope") ? json_object_get(meta, "envelope") : json_null(),
+                      json_object_get(meta, "tag"), "flags", json_object_get(meta, "flags"), "auth",
+                      auth ? auth : json_null(), "tls", tls ? tls : json_null(), "envelope",
+                      json_object_get(meta, "envelope") ? json_object_get(meta, "envelope")
+                                                        : json_null(),
                       "size", (json_int_t)it->size, "parts", parts));
     } else {
         json_t *flags = json_object_get(meta, "flags");
-        printf("%s  %s  %-30.30s  %-40.40s  %zu part(s)%s%s%s\n", it->id, when,
-               jget(meta, "from"), jget(meta, "subject"), json_array_size(parts),
-               tag ? "  +" : "", tag ? tag : "", json_array_size(flags) ? "  [flagged]" : "");
+        char from[128], subject[192];
+        column(from, sizeof(from), jget(meta, "from"), 30);
+        column(subject, sizeof(subject), jget(meta, "subject"), 40);
+        printf("%s  %s  %s  %s  %zu part(s)%s%s%s\n", it->id, when, from, subject,
+               json_array_size(parts), tag ? "  +" : "", tag ? tag : "",
+               json_array_size(flags) ? "  [flagged]" : "");
         json_decref(parts);
     }
     json_decref(meta);

@@ -102,9 +102,36 @@ int mime_filename_clean(const char *in, size_t inlen, char *out, size_t outsz);
 struct mime_nameset {
     char **names;
     size_t n;
+    /* Added: an open-addressing index over names (case-insensitive), so
+     * that a thousand equal names cost O(n^2), not O(n^3). Zero-init. */
+    size_t *slots;
+    size_t nslots;
 };
 /* Rewrites name (buffer of MIME_NAME_MAX+1 bytes) in place if taken, records it. */
 void mime_nameset_claim(struct mime_nameset *s, char *name, size_t namesz);
 void mime_nameset_free(struct mime_nameset *s);
+
+/*
+ * Helpers shared by the files of mime/ (not for other parts).
+ */
+/* Decodes one UTF-8 sequence at p[0..n): returns its length (1-4) and sets
+ * *cp, or 0 when the bytes are not valid UTF-8 (overlong, surrogate, above
+ * U+10FFFF, truncated). */
+size_t mime_utf8_decode(const unsigned char *p, size_t n, uint32_t *cp);
+/* Cleans a decoded header value for display into out (NUL terminated, at
+ * most outmax bytes of text, cut on a character boundary): invalid UTF-8
+ * becomes U+FFFD, control characters become a space, runs of white space
+ * collapse, ends are trimmed. Returns a MIME_F_* bit set: HEADER_LIMIT when
+ * cut, BAD_CHARSET when invalid UTF-8 was replaced. */
+struct buf;
+uint32_t mime_text_clean(const char *in, size_t inlen, size_t outmax, struct buf *out);
+/* Registers mime_parse's GTypes (from mime_global_init, before threads). */
+void mime_parse_types_init(void);
+/* Longest value of mime_limits.header_size honoured (larger is lowered). */
+#define MIME_HEADER_SIZE_MAX (64u * 1024u)
+/* Longest "major/minor" content type passed to a sink. */
+#define MIME_TYPE_MAX 127
+/* Largest part_data piece handed to a sink and sent over the child pipe. */
+#define MIME_CHUNK (64u * 1024u)
 
 #endif

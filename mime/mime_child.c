@@ -1,0 +1,708 @@
+/*
+ * mime_child — the sacrificial parser child (RULES.md 6): mime_parse_isolated
+ * forks, the child parses under memory, CPU, file and core limits and
+ * writes framed records to a pipe; the parent checks every record and
+ * replays it to the caller's sink under a wall-clock deadline.
+ *
+ * Data flow: deliver (a worker thread) -> mime_parse_isolated(memfd) ->
+ * fork -> child: mime_parse_inprocess -> pipe records -> parent: checks ->
+ * the caller's sink (which encrypts into the vault item).
+ *
+ * Trust: the parent trusts nothing the child sends. Records have a type and
+ * a length checked against a per-type maximum before anything is read; the
+ * order (headers, then begin/data/end per part, flags, done) is checked;
+ * names are cleaned and made unique again, types and header text checked
+ * again. A child that dies by a signal, exits non-zero, overruns the
+ * deadline, breaks the protocol or never says "done" gives
+ * MIME_F_PARSER_FAILED; what it sent before stays (the sink's contract is
+ * kept: an open part is ended, headers are always delivered first).
+ *
+ * Record: 1 byte type, 4 bytes length (big-endian), payload.
+ *   HEADERS     5 x (u32 length or 0xffffffff for none, bytes):
+ *               subject, from, to, date, message-id
+ *   PART_BEGIN  u8 kind, u16 name length, name, u16 type length, type
+ *   PART_DATA   1 .. MIME_CHUNK bytes
+ *   PART_END    empty
+ *   FLAGS       u32 MIME_F_* bits
+ *   DONE        empty, the last record
+ *
+ * Why fork without exec is safe here, although the caller is multithreaded:
+ * after fork only the calling thread exists in the child, so any lock some
+ * other thread held at that instant stays locked forever. The child
+ * therefore only uses what is fork-safe or never locked in the parent:
+ * glibc's malloc (its locks are reset in the child by glibc's own fork
+ * handling), plain syscalls, and GMime/GLib. GMime is only ever used by
+ * children, never by the parent's threads (mime_global_init registers and
+ * initialises every GType we use before threads start, so the child does
+ * not even take the GType lock for class initialisation), hence no GMime or
+ * GLib lock can be held by a parent thread at fork time. The child does
+ * not log (the log mutex may be held) and leaves with _exit (no atexit
+ * handlers, no stdio flush of the parent's buffers). Should anything still
+ * deadlock, the wall-clock limit kills the child: parser_failed, no harm.
+ * The caller must not reap our children behind our back (no SIGCHLD set to
+ * SIG_IGN, no waitpid(-1)); each call waits for its own pid only.
+ *
+ * Later (issue 3, speed): fork-per-message costs a fork plus a fresh
+ * GMime heap per message. A pool of long-lived parser children (forked at
+ * start-up, before threads, each with the same rlimits) could take requests
+ * over a socketpair: the parent passes the memfd with SCM_RIGHTS, the child
+ * answers with exactly these records, then a "ready" record. A child that
+ * overruns the per-message deadline, dies or breaks the protocol is killed
+ * and replaced; RLIMIT_CPU then has to become a per-message budget checked
+ * with getrusage in the child (or the child is recycled after N messages),
+ * and memory growth across messages is bounded by recycling too.
+ */
+#include "mime/mime.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <gmime/gmime.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/buf.h"
+#include "lib/log.h"
+#include "lib/xalloc.h"
+
+enum mime_rec_type {
+    MIME_REC_HEADERS = 1,
+    MIME_REC_PART_BEGIN = 2,
+    MIME_REC_PART_DATA = 3,
+    MIME_REC_PART_END = 4,
+    MIME_REC_FLAGS = 5,
+    MIME_REC_DONE = 6
+};
+
+#define MIME_REC_HDR 5
+#define MIME_REC_NULLSTR 0xffffffffu
+/* Largest payload per record type: a longer one is a protocol error. */
+#define MIME_REC_HEADERS_MAX (5u * (4u + MIME_HEADER_SIZE_MAX))
+#define MIME_REC_BEGIN_MAX (1u + 2u + MIME_NAME_MAX + 2u + MIME_TYPE_MAX)
+#define MIME_REC_DATA_MAX MIME_CHUNK
+#define MIME_REC_FLAGS_LEN 4u
+
+/* Descriptors in the child. */
+#define MIME_CHILD_FD_MSG 3
+#define MIME_CHILD_FD_PIPE 4
+#define MIME_CHILD_FD_FIRST_FREE 5
+/* RLIMIT_NOFILE of the child: the two above, stdio on /dev/null, and a
+ * few for iconv's gconv modules. */
+#define MIME_CHILD_NOFILE 16
+/* Stack of the child's main thread: deep recursion in GMime ends in
+ * SIGSEGV at this depth whatever "ulimit -s" says (a caller on a thread
+ * runs the child on that thread's own, fixed stack). */
+#define MIME_CHILD_STACK (8u * 1024u * 1024u)
+/* Child exit codes (anything but 0 is a failure to the parent). */
+#define MIME_CHILD_EXIT_SETUP 70
+#define MIME_CHILD_EXIT_PIPE 71
+/* Step of the wait for a child that closed its pipe but is not yet reaped. */
+#define MIME_REAP_STEP_NS 1000000L
+
+#define MIME_F_ALL 0x01ffu
+
+/* ---------- child ---------- */
+
+static int write_full(int fd, const void *p, size_t n)
+{
+    const char *s = p;
+    while (n > 0) {
+        ssize_t w = write(fd, s, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        s += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+struct pipe_sink {
+    int fd;
+    struct buf rec;
+};
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Starts a record in ps->rec (length filled in by rec_send). */
+static void rec_start(struct pipe_sink *ps, enum mime_rec_type type)
+{
+    unsigned char h[MIME_REC_HDR] = {(unsigned char)type, 0, 0, 0, 0};
+    buf_reset(&ps->rec);
+    if (buf_append(&ps->rec, h, sizeof(h)) != 0)
+        msg_panic("record buffer");
+}
+
+static int rec_add(struct pipe_sink *ps, const void *p, size_t n)
+{
+    return buf_append(&ps->rec, p, n);
+}
+
+static int rec_send(struct pipe_sink *ps)
+{
+    put_u32((unsigned char *)ps->rec.data + 1, (uint32_t)(ps->rec.len - MIME_REC_HDR));
+    return write_full(ps->fd, ps->rec.data, ps->rec.len);
+}
+
+static int rec_add_str(struct pipe_sink *ps, const char *s, size_t max)
+{
+    unsigned char len[4];
+    size_t n = s ? strlen(s) : 0;
+    if (n > max)
+        n = max; /* mime_parse already cut it; never send more than allowed */
+    put_u32(len, s ? (uint32_t)n : MIME_REC_NULLSTR);
+    return rec_add(ps, len, 4) || (s && rec_add(ps, s, n));
+}
+
+static int child_headers(void *ctx, const struct mime_headers *h)
+{
+    struct pipe_sink *ps = ctx;
+    rec_start(ps, MIME_REC_HEADERS);
+    const char *v[5] = {h->subject, h->from, h->to, h->date, h->message_id};
+    for (int i = 0; i < 5; i++)
+        if (rec_add_str(ps, v[i], MIME_HEADER_SIZE_MAX) != 0)
+            return -1;
+    return rec_send(ps);
+}
+
+static int child_part_begin(void *ctx, enum mime_part_kind kind, const char *name, const char *type)
+{
+    struct pipe_sink *ps = ctx;
+    size_t nl = strlen(name), tl = strlen(type);
+    if (nl > MIME_NAME_MAX || tl > MIME_TYPE_MAX)
+        return -1;
+    unsigned char k = (unsigned char)kind;
+    unsigned char l[2];
+    rec_start(ps, MIME_REC_PART_BEGIN);
+    int fail = rec_add(ps, &k, 1);
+    l[0] = (unsigned char)(nl >> 8), l[1] = (unsigned char)nl;
+    fail |= rec_add(ps, l, 2) | rec_add(ps, name, nl);
+    l[0] = (unsigned char)(tl >> 8), l[1] = (unsigned char)tl;
+    fail |= rec_add(ps, l, 2) | rec_add(ps, type, tl);
+    return fail ? -1 : rec_send(ps);
+}
+
+static int child_part_data(void *ctx, const void *p, size_t n)
+{
+    struct pipe_sink *ps = ctx;
+    const char *s = p;
+    while (n > 0) {
+        size_t take = n < MIME_REC_DATA_MAX ? n : MIME_REC_DATA_MAX;
+        rec_start(ps, MIME_REC_PART_DATA);
+        if (rec_add(ps, s, take) != 0 || rec_send(ps) != 0)
+            return -1;
+        s += take;
+        n -= take;
+    }
+    return 0;
+}
+
+static int child_simple(struct pipe_sink *ps, enum mime_rec_type type, const void *p, size_t n)
+{
+    rec_start(ps, type);
+    if (rec_add(ps, p, n) != 0)
+        return -1;
+    return rec_send(ps);
+}
+
+static int child_part_end(void *ctx)
+{
+    return child_simple(ctx, MIME_REC_PART_END, NULL, 0);
+}
+
+static void child_limit(int resource, rlim_t soft, rlim_t hard)
+{
+    struct rlimit rl = {soft, hard};
+    if (setrlimit(resource, &rl) != 0)
+        _exit(MIME_CHILD_EXIT_SETUP);
+}
+
+#if !defined(__SANITIZE_ADDRESS__)
+/*
+ * Address space the child inherited. RLIMIT_AS counts it, and in a
+ * multithreaded daemon it holds every thread's stack and the libraries,
+ * easily hundreds of MB: so the limit is this plus mime_limits.memory,
+ * i.e. memory is what the parse may add. 0 when /proc cannot tell.
+ */
+static uint64_t child_vm_size(void)
+{
+    char b[64];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, b, sizeof(b) - 1);
+    close(fd);
+    uint64_t pages = 0;
+    for (ssize_t i = 0; i < n && b[i] >= '0' && b[i] <= '9'; i++)
+        pages = pages * 10 + (uint64_t)(b[i] - '0');
+    return pages * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+#endif
+
+/* Everything the child does before parsing: descriptors, signals, limits. */
+static void child_setup(int msgfd, int wfd, const struct mime_limits *lim, pid_t parent)
+{
+    /* Copies above the target numbers first, so dup2 cannot clobber one. */
+    int m = fcntl(msgfd, F_DUPFD, MIME_CHILD_FD_FIRST_FREE);
+    int w = fcntl(wfd, F_DUPFD, MIME_CHILD_FD_FIRST_FREE);
+    if (m < 0 || w < 0 || dup2(m, MIME_CHILD_FD_MSG) < 0 || dup2(w, MIME_CHILD_FD_PIPE) < 0)
+        _exit(MIME_CHILD_EXIT_SETUP);
+    if (close_range(MIME_CHILD_FD_FIRST_FREE, ~0u, 0) != 0)
+        _exit(MIME_CHILD_EXIT_SETUP);
+    int null = open("/dev/null", O_RDWR);
+    for (int fd = 0; fd < 3; fd++) {
+        if (null >= 0)
+            (void)dup2(null, fd);
+        else
+            (void)close(fd);
+    }
+    if (null > 2)
+        (void)close(null);
+
+    /* The parent's handlers and mask mean nothing here. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++)
+        (void)sigaction(sig, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    (void)sigaction(SIGPIPE, &sa, NULL); /* a gone parent shows as EPIPE */
+    sigset_t none;
+    sigemptyset(&none);
+    (void)sigprocmask(SIG_SETMASK, &none, NULL);
+    /* Die with the thread that forked us; it may already be gone. */
+    (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(MIME_CHILD_EXIT_SETUP);
+
+    child_limit(RLIMIT_CORE, 0, 0);
+    child_limit(RLIMIT_FSIZE, 0, 0); /* we write no files; pipes are not files */
+    child_limit(RLIMIT_NOFILE, MIME_CHILD_NOFILE, MIME_CHILD_NOFILE);
+    struct rlimit st;
+    if (getrlimit(RLIMIT_STACK, &st) == 0 &&
+        (st.rlim_cur == RLIM_INFINITY || st.rlim_cur > MIME_CHILD_STACK))
+        child_limit(RLIMIT_STACK, MIME_CHILD_STACK, st.rlim_max);
+    rlim_t cpu = lim->cpu_seconds > 0 ? (rlim_t)lim->cpu_seconds : 1;
+    child_limit(RLIMIT_CPU, cpu, cpu + 1); /* SIGXCPU, then SIGKILL */
+#if defined(__SANITIZE_ADDRESS__)
+    /* ASan reserves terabytes of shadow address space: an RLIMIT_AS would
+     * kill every child. Sanitizer builds are for tests only. */
+#else
+    if (lim->memory > 0) {
+        rlim_t as = (rlim_t)(child_vm_size() + lim->memory);
+        child_limit(RLIMIT_AS, as, as);
+    }
+#endif
+}
+
+__attribute__((noreturn)) static void child_main(int msgfd, int wfd, const struct mime_limits *lim,
+                                                 pid_t parent)
+{
+    child_setup(msgfd, wfd, lim, parent);
+    struct pipe_sink ps = {MIME_CHILD_FD_PIPE, BUF_INIT};
+    buf_init(&ps.rec, MIME_REC_HDR + MIME_REC_HEADERS_MAX);
+    struct mime_sink sink = {&ps, child_headers, child_part_begin, child_part_data, child_part_end};
+    uint32_t flags = mime_parse_inprocess(MIME_CHILD_FD_MSG, lim, &sink);
+    unsigned char f[4];
+    put_u32(f, flags);
+    if (child_simple(&ps, MIME_REC_FLAGS, f, sizeof(f)) != 0 ||
+        child_simple(&ps, MIME_REC_DONE, NULL, 0) != 0)
+        _exit(MIME_CHILD_EXIT_PIPE);
+    _exit(0);
+}
+
+/* ---------- parent ---------- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+enum read_result { READ_OK, READ_EOF, READ_TIMEOUT, READ_ERROR };
+
+/* Reads exactly n bytes before the deadline. READ_EOF only when no byte of
+ * this read came; an EOF in the middle is an error. */
+static enum read_result read_full(int fd, void *p, size_t n, int64_t deadline)
+{
+    char *s = p;
+    size_t got = 0;
+    while (got < n) {
+        int64_t left = deadline - now_ms();
+        if (left <= 0)
+            return READ_TIMEOUT;
+        struct pollfd pfd = {fd, POLLIN, 0};
+        int r = poll(&pfd, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return READ_ERROR;
+        if (r == 0)
+            continue; /* the loop re-checks the deadline */
+        ssize_t k = read(fd, s + got, n - got);
+        if (k < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (k < 0)
+            return READ_ERROR;
+        if (k == 0)
+            return got == 0 ? READ_EOF : READ_ERROR;
+        got += (size_t)k;
+    }
+    return READ_OK;
+}
+
+struct replay {
+    const struct mime_sink *sink;
+    size_t header_size;
+    int got_headers;
+    int in_part;
+    int done;
+    int sink_err;
+    uint32_t flags; /* from the FLAGS record */
+    uint32_t extra; /* found by our own checks */
+    struct mime_nameset names;
+};
+
+static const char *replay_str(struct replay *r, const unsigned char **p, const unsigned char *end,
+                              struct buf *out, int *bad)
+{
+    if (end - *p < 4) {
+        *bad = 1;
+        return NULL;
+    }
+    uint32_t n = get_u32(*p);
+    *p += 4;
+    if (n == MIME_REC_NULLSTR)
+        return NULL;
+    if ((size_t)(end - *p) < n) {
+        *bad = 1;
+        return NULL;
+    }
+    r->extra |= mime_text_clean((const char *)*p, n, r->header_size, out);
+    *p += n;
+    return buf_cstr(out);
+}
+
+static int replay_headers(struct replay *r, const unsigned char *p, size_t n)
+{
+    struct buf v[5] = {BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT};
+    const unsigned char *end = p + n;
+    int bad = 0;
+    struct mime_headers h;
+    h.subject = replay_str(r, &p, end, &v[0], &bad);
+    h.from = replay_str(r, &p, end, &v[1], &bad);
+    h.to = replay_str(r, &p, end, &v[2], &bad);
+    h.date = replay_str(r, &p, end, &v[3], &bad);
+    h.message_id = replay_str(r, &p, end, &v[4], &bad);
+    if (!bad && p == end) {
+        r->got_headers = 1;
+        r->sink_err = r->sink->headers(r->sink->ctx, &h);
+    } else {
+        bad = 1;
+    }
+    for (int i = 0; i < 5; i++)
+        buf_free(&v[i]);
+    return bad ? -1 : 0;
+}
+
+static int type_ok(const char *t, size_t n)
+{
+    int slashes = 0;
+    if (n == 0 || t[0] == '/' || t[n - 1] == '/')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)t[i];
+        if (ch == '/')
+            slashes++;
+        else if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+                   (ch != 0 && strchr("!#$&^_.+-", ch))))
+            return 0;
+    }
+    return slashes == 1;
+}
+
+static int replay_begin(struct replay *r, const unsigned char *p, size_t n)
+{
+    if (n < 5)
+        return -1;
+    unsigned kind = p[0];
+    size_t nl = (size_t)p[1] << 8 | p[2];
+    if (nl > MIME_NAME_MAX || 3 + nl + 2 > n)
+        return -1;
+    const char *name = (const char *)p + 3;
+    size_t tl = (size_t)p[3 + nl] << 8 | p[4 + nl];
+    if (tl > MIME_TYPE_MAX || 5 + nl + tl != n)
+        return -1;
+    char type[MIME_TYPE_MAX + 1];
+    memcpy(type, p + 5 + nl, tl);
+    type[tl] = '\0';
+    if (!type_ok(type, tl))
+        snprintf(type, sizeof(type), "application/octet-stream");
+
+    char clean[MIME_NAME_MAX + 1];
+    if (kind == MIME_PART_TEXT) {
+        snprintf(clean, sizeof(clean), "body.txt");
+    } else if (kind == MIME_PART_HTML) {
+        snprintf(clean, sizeof(clean), "body.html");
+    } else if (kind == MIME_PART_ATTACHMENT) {
+        if (mime_filename_clean(name, nl, clean, sizeof(clean)))
+            r->extra |= MIME_F_NAME_CHANGED;
+        mime_nameset_claim(&r->names, clean, sizeof(clean));
+    } else {
+        return -1;
+    }
+    r->in_part = 1;
+    r->sink_err = r->sink->part_begin(r->sink->ctx, (enum mime_part_kind)kind, clean, type);
+    return 0;
+}
+
+/* One record: 0 to go on, -1 protocol error; r->sink_err set when the
+ * sink asked to stop. */
+static int replay_record(struct replay *r, unsigned type, const unsigned char *p, size_t n)
+{
+    switch (type) {
+    case MIME_REC_HEADERS:
+        return r->got_headers ? -1 : replay_headers(r, p, n);
+    case MIME_REC_PART_BEGIN:
+        return !r->got_headers || r->in_part ? -1 : replay_begin(r, p, n);
+    case MIME_REC_PART_DATA:
+        if (!r->in_part || n == 0)
+            return -1;
+        r->sink_err = r->sink->part_data(r->sink->ctx, p, n);
+        return 0;
+    case MIME_REC_PART_END:
+        if (!r->in_part || n != 0)
+            return -1;
+        r->in_part = 0;
+        r->sink_err = r->sink->part_end(r->sink->ctx);
+        return 0;
+    case MIME_REC_FLAGS:
+        if (!r->got_headers || r->in_part || n != MIME_REC_FLAGS_LEN)
+            return -1;
+        r->flags |= get_u32(p) & MIME_F_ALL;
+        return 0;
+    case MIME_REC_DONE:
+        if (!r->got_headers || r->in_part || n != 0)
+            return -1;
+        r->done = 1;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+static size_t rec_max(unsigned type)
+{
+    switch (type) {
+    case MIME_REC_HEADERS:
+        return MIME_REC_HEADERS_MAX;
+    case MIME_REC_PART_BEGIN:
+        return MIME_REC_BEGIN_MAX;
+    case MIME_REC_PART_DATA:
+        return MIME_REC_DATA_MAX;
+    case MIME_REC_FLAGS:
+        return MIME_REC_FLAGS_LEN;
+    default:
+        return 0;
+    }
+}
+
+/* Waits for pid until the deadline, then kills it; never leaves a zombie.
+ * Returns the wait status, or -1 when the pid was not ours to reap. */
+static int child_reap(pid_t pid, int64_t deadline)
+{
+    int status;
+    for (;;) {
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid)
+            return status;
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        if (now_ms() >= deadline) {
+            (void)kill(pid, SIGKILL);
+            while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+                ;
+            return w == pid ? status : -1;
+        }
+        struct timespec step = {0, MIME_REAP_STEP_NS};
+        nanosleep(&step, NULL);
+    }
+}
+
+static void replay_finish(struct replay *r)
+{
+    if (r->sink_err != 0)
+        return;
+    if (!r->got_headers) {
+        struct mime_headers none = {0};
+        r->got_headers = 1;
+        r->sink_err = r->sink->headers(r->sink->ctx, &none);
+    }
+    if (r->in_part && r->sink_err == 0) {
+        r->in_part = 0;
+        r->sink_err = r->sink->part_end(r->sink->ctx);
+    }
+}
+
+static void replay_reserve_names(struct replay *r)
+{
+    static const char *const reserved[] = {"body.txt", "body.html", "original.eml"};
+    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+        char n[MIME_NAME_MAX + 1];
+        snprintf(n, sizeof(n), "%s", reserved[i]);
+        mime_nameset_claim(&r->names, n, sizeof(n));
+    }
+}
+
+uint32_t mime_parse_isolated(int fd, const struct mime_limits *lim, const struct mime_sink *sink,
+                             int *sink_err)
+{
+    struct replay r = {0};
+    r.sink = sink;
+    r.header_size =
+        lim->header_size < MIME_HEADER_SIZE_MAX ? (size_t)lim->header_size : MIME_HEADER_SIZE_MAX;
+    replay_reserve_names(&r);
+    int64_t deadline = now_ms() + (int64_t)(lim->wall_seconds > 0 ? lim->wall_seconds : 1) * 1000;
+    const char *why = NULL;
+    int p[2];
+
+    if (sink_err)
+        *sink_err = 0;
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        msg_warn("-: mime parser not started: pipe: %s", strerror(errno));
+        goto fail;
+    }
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        msg_warn("-: mime parser not started: fork: %s", strerror(errno));
+        close(p[0]);
+        close(p[1]);
+        goto fail;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        child_main(fd, p[1], lim, parent);
+    }
+    close(p[1]);
+
+    unsigned char *payload = xmalloc(MIME_REC_HEADERS_MAX);
+    while (!r.done && r.sink_err == 0) {
+        unsigned char h[MIME_REC_HDR];
+        enum read_result rr = read_full(p[0], h, sizeof(h), deadline);
+        if (rr == READ_OK) {
+            uint32_t len = get_u32(h + 1);
+            if (len > rec_max(h[0]) ||
+                (len > 0 && (rr = read_full(p[0], payload, len, deadline)) != READ_OK)) {
+                why = rr == READ_TIMEOUT ? "timeout" : "protocol";
+                break;
+            }
+            /* The wall-clock limit is the parser's: time spent in the
+             * caller's sink (encrypting, writing) does not count. */
+            int64_t t0 = now_ms();
+            int bad = replay_record(&r, h[0], payload, len);
+            deadline += now_ms() - t0;
+            if (bad) {
+                why = "protocol";
+                break;
+            }
+            continue;
+        }
+        why = rr == READ_TIMEOUT ? "timeout" : rr == READ_EOF ? "no_done" : "protocol";
+        break;
+    }
+    free(payload);
+    unsigned char eof;
+
+    if (!r.done)
+        (void)kill(pid, SIGKILL); /* timeout, protocol error, or the sink stopped us */
+    else
+        (void)read_full(p[0], &eof, 1, deadline); /* EOF: the child is exiting */
+    close(p[0]);
+    int status = child_reap(pid, deadline);
+    if (r.done && !(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0))
+        why = "status";
+    if (r.sink_err == 0 && why != NULL) {
+        if (status >= 0 && WIFSIGNALED(status))
+            msg_warn("-: mime parser failed: reason=%s, signal=%d", why, WTERMSIG(status));
+        else if (status >= 0 && WIFEXITED(status))
+            msg_warn("-: mime parser failed: reason=%s, exit=%d", why, WEXITSTATUS(status));
+        else
+            msg_warn("-: mime parser failed: reason=%s", why);
+        goto fail;
+    }
+    goto out;
+
+fail:
+    r.flags |= MIME_F_PARSER_FAILED;
+out:
+    replay_finish(&r);
+    mime_nameset_free(&r.names);
+    if (sink_err)
+        *sink_err = r.sink_err;
+    return r.flags | r.extra;
+}
+
+static pthread_once_t mime_once = PTHREAD_ONCE_INIT;
+
+static void mime_init_once(void)
+{
+    g_mime_init();
+    mime_parse_types_init();
+    /* Initialise every class a child uses, here before threads exist, so no
+     * child ever needs the GType lock for it (see the fork note above). */
+    GType types[] = {
+        GMIME_TYPE_PARSER,
+        GMIME_TYPE_STREAM_MMAP,
+        GMIME_TYPE_STREAM_FS,
+        GMIME_TYPE_STREAM_MEM,
+        GMIME_TYPE_STREAM_CAT,
+        GMIME_TYPE_FILTER_BASIC,
+        GMIME_TYPE_FILTER_CHARSET,
+        GMIME_TYPE_MESSAGE,
+        GMIME_TYPE_MESSAGE_PART,
+        GMIME_TYPE_MULTIPART,
+        GMIME_TYPE_PART,
+        GMIME_TYPE_TEXT_PART,
+        GMIME_TYPE_CONTENT_TYPE,
+        GMIME_TYPE_CONTENT_DISPOSITION,
+        GMIME_TYPE_DATA_WRAPPER,
+        GMIME_TYPE_HEADER_LIST,
+        INTERNET_ADDRESS_LIST_TYPE,
+        INTERNET_ADDRESS_TYPE_MAILBOX,
+        INTERNET_ADDRESS_TYPE_GROUP,
+        GMIME_TYPE_MULTIPART_SIGNED,
+        GMIME_TYPE_MULTIPART_ENCRYPTED,
+        GMIME_TYPE_MESSAGE_PARTIAL,
+        GMIME_TYPE_APPLICATION_PKCS7_MIME,
+        GMIME_TYPE_PARAM_LIST,
+    };
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+        g_type_class_unref(g_type_class_ref(types[i]));
+}
+
+void mime_global_init(void)
+{
+    pthread_once(&mime_once, mime_init_once);
+}

@@ -1,0 +1,919 @@
+/*
+ * mime_parse — the in-process parse of one received message with GMime 3:
+ * header facts, the text body, the HTML body and the attachments, replayed
+ * to a sink (mime.h). This is the body of the sacrificial parser child
+ * (mime_child.c) and the entry point for fuzzing; the daemon never calls it
+ * directly (RULES.md 6).
+ *
+ * Data flow: fd (a memfd with the whole message) -> GMime parser over an
+ * mmap stream (parts are substreams, nothing is copied) -> our own walk of
+ * the tree with depth and part-count limits -> per leaf: raw bytes ->
+ * encoding check -> base64/QP/uuencode decoder -> (text bodies only)
+ * charset filter to UTF-8 -> UTF-8 check -> sink in chunks of at most
+ * MIME_CHUNK bytes. No part is ever held whole in memory by us.
+ *
+ * Which part is what (the choice is ours; RFC 2046 leaves it to the reader):
+ *  - the first text/plain leaf that has no file name and no
+ *    "Content-Disposition: attachment" is MIME_PART_TEXT ("body.txt"), the
+ *    first such text/html leaf is MIME_PART_HTML ("body.html");
+ *  - every other leaf is MIME_PART_ATTACHMENT: its cleaned file name, or a
+ *    generated "part-N.ext" (N = position of the part in the walk, counting
+ *    containers, from 1; ext from the type, ".bin" when unknown);
+ *  - a message/rfc822 part is one attachment holding the whole nested
+ *    message (its file name, else its Subject + ".eml", else "part-N.eml"),
+ *    as GMime re-serialises it (same headers and bodies, LF line ends;
+ *    the sealed original keeps the exact bytes); then we descend into it and emit its
+ *    attachments too. Its own bodies stay inside the .eml: they are not the
+ *    outer message's bodies;
+ *  - a multipart whose boundary never appears (everything fell into the
+ *    prologue) gives its prologue as an attachment "part-N.txt", flagged
+ *    no_boundary, so nothing is hidden.
+ * Names "body.txt", "body.html" and "original.eml" are reserved up front, so
+ * an attachment of that name becomes "body (2).txt" and `vault get` can
+ * write all files of an item side by side.
+ *
+ * A message without MIME-Version is plain RFC 5322 text: the default
+ * text/plain of RFC 2045 applies and no flag is set. MIME_F_NOT_MIME means
+ * GMime found no message at all (empty input, no header).
+ *
+ * Trust: everything in the message is hostile. GMime recurses on nested
+ * address groups ("From: a:b:c:...;;;") while it parses the header, so the
+ * top-level header block is screened first (mime_prescan below) and any
+ * address header that is too long or nests groups is hidden from GMime;
+ * nested messages are not screened: there the child's limits catch it.
+ * RFCs: 5322, 2045-2047, 2231, 2183, 6532 (8-bit headers as UTF-8 or
+ * windows-1252).
+ */
+#include "mime/mime.h"
+
+#include <gmime/gmime.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/buf.h"
+#include "lib/log.h"
+#include "lib/xalloc.h"
+
+/* Group nesting we render in From:/To: (RFC 5322 allows none). */
+#define MIME_ADDR_GROUP_DEPTH_MAX 2
+/* Group nesting an address header may have before GMime sees it (RFC 5322
+ * allows one level: "undisclosed-recipients:;"). */
+#define MIME_PRESCAN_GROUP_DEPTH_MAX 1
+/* Top-level header block screened before GMime sees it. */
+#define MIME_PRESCAN_MAX (1024u * 1024u)
+
+struct parse_ctx {
+    const struct mime_limits *lim;
+    const struct mime_sink *sink;
+    size_t header_size;
+    uint32_t flags;
+    int halt;        /* sink failed or part limit reached: walk no further */
+    unsigned nparts; /* objects visited, containers included */
+    struct mime_nameset names;
+    char *chunk; /* MIME_CHUNK read buffer */
+    char *stage; /* MIME_CHUNK output staging */
+    size_t nstage;
+    struct buf scratch; /* UTF-8 check: carry + input */
+    unsigned char carry[4];
+    size_t ncarry;
+};
+
+/* One level of message: the outer one or a nested message/rfc822. */
+struct msg_level {
+    int outer;
+    int have_text;
+    int have_html;
+};
+
+/* ---------- output to the sink ---------- */
+
+static void stage_flush(struct parse_ctx *c)
+{
+    if (c->nstage == 0 || c->halt)
+        return;
+    if (c->sink->part_data(c->sink->ctx, c->stage, c->nstage) != 0)
+        c->halt = 1;
+    c->nstage = 0;
+}
+
+static void emit_bytes(struct parse_ctx *c, const char *p, size_t n)
+{
+    while (n > 0 && !c->halt) {
+        size_t take = MIME_CHUNK - c->nstage;
+        if (take > n)
+            take = n;
+        memcpy(c->stage + c->nstage, p, take);
+        c->nstage += take;
+        p += take;
+        n -= take;
+        if (c->nstage == MIME_CHUNK)
+            stage_flush(c);
+    }
+}
+
+/* Length of the longest tail of p[0..n) that is the start of a UTF-8
+ * sequence still missing bytes (at most 3), else 0. */
+static size_t utf8_incomplete_tail(const unsigned char *p, size_t n)
+{
+    for (size_t back = 1; back <= 3 && back <= n; back++) {
+        unsigned char c = p[n - back];
+        if ((c & 0xc0) == 0x80)
+            continue;
+        size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 1;
+        return need > back && c < 0xf5 ? back : 0;
+    }
+    return 0;
+}
+
+/* Text bodies: passes valid UTF-8, turns anything else into U+FFFD. */
+static void emit_utf8(struct parse_ctx *c, const char *p, size_t n, int final)
+{
+    static const char replacement[] = "\xef\xbf\xbd";
+    buf_reset(&c->scratch);
+    if (buf_append(&c->scratch, c->carry, c->ncarry) != 0 || buf_append(&c->scratch, p, n) != 0)
+        msg_panic("scratch buffer cap");
+    c->ncarry = 0;
+    const unsigned char *s = (const unsigned char *)c->scratch.data;
+    size_t len = c->scratch.len;
+    if (!final) {
+        c->ncarry = utf8_incomplete_tail(s, len);
+        len -= c->ncarry;
+        memcpy(c->carry, s + len, c->ncarry);
+    }
+    size_t run = 0; /* start of the current valid run */
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        size_t k = mime_utf8_decode(s + i, len - i, &cp);
+        if (k > 0) {
+            i += k;
+            continue;
+        }
+        emit_bytes(c, (const char *)s + run, i - run);
+        emit_bytes(c, replacement, 3);
+        c->flags |= MIME_F_BAD_CHARSET;
+        i++;
+        run = i;
+    }
+    emit_bytes(c, (const char *)s + run, len - run);
+}
+
+/* ---------- the nested message as a stream that writes to the sink ---------- */
+
+typedef struct {
+    GMimeStream parent;
+    struct parse_ctx *ctx;
+} MimeSinkStream;
+
+typedef struct {
+    GMimeStreamClass parent_class;
+} MimeSinkStreamClass;
+
+GType mime_sink_stream_get_type(void);
+G_DEFINE_TYPE(MimeSinkStream, mime_sink_stream, GMIME_TYPE_STREAM)
+
+static ssize_t sink_stream_write(GMimeStream *stream, const char *p, size_t n)
+{
+    struct parse_ctx *c = ((MimeSinkStream *)stream)->ctx;
+    emit_bytes(c, p, n);
+    if (c->halt)
+        return -1;
+    stream->position += (gint64)n;
+    return (ssize_t)n;
+}
+
+static ssize_t sink_stream_read(GMimeStream *stream, char *p, size_t n)
+{
+    (void)stream, (void)p, (void)n;
+    return -1;
+}
+
+static int sink_stream_zero(GMimeStream *stream)
+{
+    (void)stream;
+    return 0;
+}
+
+static gboolean sink_stream_eos(GMimeStream *stream)
+{
+    (void)stream;
+    return TRUE;
+}
+
+static gint64 sink_stream_seek(GMimeStream *stream, gint64 off, GMimeSeekWhence whence)
+{
+    (void)stream, (void)off, (void)whence;
+    return -1;
+}
+
+static gint64 sink_stream_tell(GMimeStream *stream)
+{
+    return stream->position;
+}
+
+static gint64 sink_stream_length(GMimeStream *stream)
+{
+    (void)stream;
+    return -1;
+}
+
+static GMimeStream *sink_stream_substream(GMimeStream *stream, gint64 start, gint64 end)
+{
+    (void)stream, (void)start, (void)end;
+    return NULL;
+}
+
+static void mime_sink_stream_class_init(MimeSinkStreamClass *klass)
+{
+    GMimeStreamClass *sc = GMIME_STREAM_CLASS(klass);
+    sc->read = sink_stream_read;
+    sc->write = sink_stream_write;
+    sc->flush = sink_stream_zero;
+    sc->close = sink_stream_zero;
+    sc->eos = sink_stream_eos;
+    sc->reset = sink_stream_zero;
+    sc->seek = sink_stream_seek;
+    sc->tell = sink_stream_tell;
+    sc->length = sink_stream_length;
+    sc->substream = sink_stream_substream;
+}
+
+static void mime_sink_stream_init(MimeSinkStream *s)
+{
+    s->ctx = NULL;
+}
+
+void mime_parse_types_init(void)
+{
+    g_type_class_unref(g_type_class_ref(mime_sink_stream_get_type()));
+}
+
+/* ---------- checks of the transfer encoding ---------- */
+
+struct enc_check {
+    GMimeContentEncoding enc;
+    int state;           /* QP: see enc_check_push */
+    unsigned long count; /* base64: significant characters, mod 4 */
+    int padded;          /* base64: '=' seen */
+    int bad;
+};
+
+static int is_hex(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f');
+}
+
+static void enc_check_push(struct enc_check *e, const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n && !e->bad; i++) {
+        unsigned char ch = p[i];
+        if (e->enc == GMIME_CONTENT_ENCODING_BASE64) {
+            if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n')
+                continue;
+            if (ch == '=') {
+                e->padded = 1;
+            } else if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+                       (ch >= '0' && ch <= '9') || ch == '+' || ch == '/') {
+                if (e->padded)
+                    e->bad = 1; /* data after the padding */
+            } else {
+                e->bad = 1;
+            }
+            e->count = (e->count + 1) & 3;
+        } else if (e->enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE) {
+            /* 0 text, 1 after '=', 2 after '=X', 3 soft break blanks, 4 after CR */
+            switch (e->state) {
+            case 0:
+                e->state = ch == '=' ? 1 : 0;
+                break;
+            case 1:
+                if (is_hex(ch))
+                    e->state = 2;
+                else if (ch == ' ' || ch == '\t')
+                    e->state = 3;
+                else if (ch == '\r')
+                    e->state = 4;
+                else if (ch == '\n')
+                    e->state = 0;
+                else
+                    e->bad = 1;
+                break;
+            case 2:
+                e->bad = !is_hex(ch);
+                e->state = 0;
+                break;
+            case 3:
+                if (ch == '\r')
+                    e->state = 4;
+                else if (ch == '\n')
+                    e->state = 0;
+                else if (ch != ' ' && ch != '\t')
+                    e->bad = 1;
+                break;
+            default:
+                e->bad = ch != '\n';
+                e->state = 0;
+                break;
+            }
+        }
+    }
+}
+
+static int enc_check_end(const struct enc_check *e)
+{
+    if (e->bad)
+        return 1;
+    if (e->enc == GMIME_CONTENT_ENCODING_BASE64)
+        return e->count != 0;
+    if (e->enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE)
+        return e->state == 2;
+    return 0;
+}
+
+/* ---------- one leaf ---------- */
+
+static int is_utf8_name(const char *cs)
+{
+    return strcasecmp(cs, "utf-8") == 0 || strcasecmp(cs, "utf8") == 0 ||
+           strcasecmp(cs, "us-ascii") == 0 || strcasecmp(cs, "ascii") == 0;
+}
+
+static void filter_run(GMimeFilter *f, char **p, size_t *n, int final)
+{
+    size_t prespace;
+    if (f == NULL)
+        return;
+    if (final)
+        g_mime_filter_complete(f, *p, *n, 0, p, n, &prespace);
+    else
+        g_mime_filter_filter(f, *p, *n, 0, p, n, &prespace);
+}
+
+/* Streams the decoded content of part to the sink (already begun). */
+static void leaf_content(struct parse_ctx *c, GMimePart *part, int as_text)
+{
+    GMimeDataWrapper *w = g_mime_part_get_content(part);
+    if (w == NULL)
+        return;
+    GMimeStream *raw = g_mime_data_wrapper_get_stream(w);
+    if (raw == NULL)
+        return;
+    struct enc_check chk = {0};
+    chk.enc = g_mime_data_wrapper_get_encoding(w);
+    GMimeFilter *decoder = NULL;
+    if (chk.enc == GMIME_CONTENT_ENCODING_BASE64 ||
+        chk.enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE ||
+        chk.enc == GMIME_CONTENT_ENCODING_UUENCODE)
+        decoder = g_mime_filter_basic_new(chk.enc, FALSE);
+    GMimeFilter *charset = NULL;
+    if (as_text) {
+        const char *cs = g_mime_object_get_content_type_parameter((GMimeObject *)part, "charset");
+        if (cs != NULL && !is_utf8_name(cs)) {
+            charset = g_mime_filter_charset_new(cs, "UTF-8");
+            if (charset == NULL)
+                c->flags |= MIME_F_BAD_CHARSET; /* unknown: shown as UTF-8, lossily */
+        }
+        c->ncarry = 0;
+    }
+
+    g_mime_stream_reset(raw);
+    for (;;) {
+        ssize_t got = g_mime_stream_read(raw, c->chunk, MIME_CHUNK);
+        int final = got <= 0;
+        char *p = c->chunk;
+        size_t n = got > 0 ? (size_t)got : 0;
+        enc_check_push(&chk, (const unsigned char *)p, n);
+        filter_run(decoder, &p, &n, final);
+        if (as_text) {
+            filter_run(charset, &p, &n, final);
+            emit_utf8(c, p, n, final);
+        } else {
+            emit_bytes(c, p, n);
+        }
+        if (final || c->halt)
+            break;
+    }
+    if (enc_check_end(&chk))
+        c->flags |= MIME_F_BAD_ENCODING;
+    if (decoder)
+        g_object_unref(decoder);
+    if (charset)
+        g_object_unref(charset);
+}
+
+/* "major/minor" in lower case, checked; application/octet-stream if odd. */
+static void part_type(GMimeObject *obj, char *out, size_t outsz)
+{
+    GMimeContentType *ct = g_mime_object_get_content_type(obj);
+    char *t = ct ? g_mime_content_type_get_mime_type(ct) : NULL;
+    size_t len = t ? strlen(t) : 0;
+    int ok = len > 0 && len < outsz && len <= MIME_TYPE_MAX;
+    int slashes = 0;
+    for (size_t i = 0; ok && i < len; i++) {
+        unsigned char ch = (unsigned char)t[i];
+        if (ch >= 'A' && ch <= 'Z')
+            t[i] = (char)(ch - 'A' + 'a');
+        else if (ch == '/')
+            slashes++;
+        else if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || strchr("!#$&^_.+-", ch)))
+            ok = 0;
+    }
+    if (ok && slashes == 1 && t[0] != '/' && t[len - 1] != '/')
+        memcpy(out, t, len + 1);
+    else
+        snprintf(out, outsz, "application/octet-stream");
+    g_free(t);
+}
+
+static const char *type_extension(const char *type)
+{
+    static const struct {
+        const char *type, *ext;
+    } map[] = {
+        {"text/plain", ".txt"},      {"text/html", ".html"},      {"text/calendar", ".ics"},
+        {"text/csv", ".csv"},        {"image/png", ".png"},       {"image/jpeg", ".jpg"},
+        {"image/gif", ".gif"},       {"image/webp", ".webp"},     {"application/pdf", ".pdf"},
+        {"application/zip", ".zip"}, {"message/rfc822", ".eml"},  {"application/json", ".json"},
+        {"text/xml", ".xml"},        {"application/xml", ".xml"},
+    };
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (strcmp(type, map[i].type) == 0)
+            return map[i].ext;
+    return strncmp(type, "text/", 5) == 0 ? ".txt" : ".bin";
+}
+
+/* GMime hands us names as C strings, so an RFC 2231 "%00" has already cut
+ * "evil.exe%00.txt" to "evil.exe". Such a cut must not pass unflagged. */
+static int name_had_nul(GMimeObject *obj)
+{
+    static const char *const headers[] = {"Content-Disposition", "Content-Type"};
+    GMimeHeaderList *list = g_mime_object_get_header_list(obj);
+    for (size_t i = 0; i < sizeof(headers) / sizeof(headers[0]); i++) {
+        GMimeHeader *h = list ? g_mime_header_list_get_header(list, headers[i]) : NULL;
+        const char *raw = h ? g_mime_header_get_raw_value(h) : NULL;
+        if (raw != NULL && strstr(raw, "%00") != NULL)
+            return 1;
+    }
+    return 0;
+}
+
+/* The attachment name: the sender's (cleaned, flagged when changed) or a
+ * generated one; then made unique. */
+static void attachment_name(struct parse_ctx *c, GMimeObject *obj, const char *given,
+                            const char *type, char *name, size_t namesz)
+{
+    if (given != NULL && given[0] != '\0') {
+        if (mime_filename_clean(given, strlen(given), name, namesz) ||
+            (obj != NULL && name_had_nul(obj)))
+            c->flags |= MIME_F_NAME_CHANGED;
+    } else {
+        snprintf(name, namesz, "part-%u%s", c->nparts, type_extension(type));
+    }
+    mime_nameset_claim(&c->names, name, namesz);
+}
+
+static void part_emit_begin(struct parse_ctx *c, enum mime_part_kind kind, const char *name,
+                            const char *type)
+{
+    c->nstage = 0;
+    if (c->sink->part_begin(c->sink->ctx, kind, name, type) != 0)
+        c->halt = 1;
+}
+
+static void part_emit_end(struct parse_ctx *c)
+{
+    stage_flush(c);
+    if (!c->halt && c->sink->part_end(c->sink->ctx) != 0)
+        c->halt = 1;
+}
+
+static void walk_leaf(struct parse_ctx *c, GMimePart *part, struct msg_level *lvl)
+{
+    GMimeObject *obj = (GMimeObject *)part;
+    char type[MIME_TYPE_MAX + 1];
+    char name[MIME_NAME_MAX + 1];
+    part_type(obj, type, sizeof(type));
+    const char *disp = g_mime_object_get_disposition(obj);
+    const char *fname = g_mime_part_get_filename(part);
+    int body_ok = (fname == NULL || fname[0] == '\0') &&
+                  (disp == NULL || strcasecmp(disp, "attachment") != 0);
+
+    if (body_ok && strcmp(type, "text/plain") == 0 && !lvl->have_text) {
+        lvl->have_text = 1;
+        if (!lvl->outer)
+            return; /* a nested message's body stays in its .eml */
+        part_emit_begin(c, MIME_PART_TEXT, "body.txt", type);
+    } else if (body_ok && strcmp(type, "text/html") == 0 && !lvl->have_html) {
+        lvl->have_html = 1;
+        if (!lvl->outer)
+            return;
+        part_emit_begin(c, MIME_PART_HTML, "body.html", type);
+    } else {
+        attachment_name(c, obj, fname, type, name, sizeof(name));
+        part_emit_begin(c, MIME_PART_ATTACHMENT, name, type);
+        if (!c->halt)
+            leaf_content(c, part, 0);
+        part_emit_end(c);
+        return;
+    }
+    if (!c->halt)
+        leaf_content(c, part, 1);
+    part_emit_end(c);
+}
+
+static void walk(struct parse_ctx *c, GMimeObject *obj, unsigned depth, struct msg_level *lvl);
+
+static void walk_message_part(struct parse_ctx *c, GMimeMessagePart *mp, unsigned depth)
+{
+    GMimeObject *obj = (GMimeObject *)mp;
+    GMimeMessage *msg = g_mime_message_part_get_message(mp);
+    char name[MIME_NAME_MAX + 1];
+    const char *given = g_mime_object_get_content_disposition_parameter(obj, "filename");
+    if (given == NULL)
+        given = g_mime_object_get_content_type_parameter(obj, "name");
+
+    if (given != NULL && given[0] != '\0') {
+        attachment_name(c, obj, given, "message/rfc822", name, sizeof(name));
+    } else {
+        const char *subject = msg ? g_mime_message_get_subject(msg) : NULL;
+        struct buf s = BUF_INIT;
+        (void)mime_text_clean(subject ? subject : "", subject ? strlen(subject) : 0, MIME_NAME_MAX,
+                              &s);
+        if (s.len > 0 && buf_puts(&s, ".eml") == 0)
+            mime_filename_clean(s.data, s.len, name, sizeof(name));
+        else
+            snprintf(name, sizeof(name), "part-%u.eml", c->nparts);
+        buf_free(&s);
+        mime_nameset_claim(&c->names, name, sizeof(name));
+    }
+
+    part_emit_begin(c, MIME_PART_ATTACHMENT, name, "message/rfc822");
+    if (!c->halt && msg != NULL) {
+        MimeSinkStream *out = g_object_new(mime_sink_stream_get_type(), NULL);
+        g_mime_stream_construct((GMimeStream *)out, 0, -1);
+        out->ctx = c;
+        g_mime_object_write_to_stream((GMimeObject *)msg, NULL, (GMimeStream *)out);
+        g_object_unref(out);
+    }
+    part_emit_end(c);
+
+    GMimeObject *body = msg ? g_mime_message_get_mime_part(msg) : NULL;
+    if (body == NULL || c->halt)
+        return;
+    if (depth + 1 > c->lim->max_depth) {
+        c->flags |= MIME_F_TOO_DEEP;
+        return;
+    }
+    struct msg_level nested = {0, 0, 0};
+    walk(c, body, depth + 1, &nested);
+}
+
+static void walk_multipart(struct parse_ctx *c, GMimeMultipart *mp, unsigned depth,
+                           struct msg_level *lvl)
+{
+    int count = g_mime_multipart_get_count(mp);
+    if (count == 0) {
+        /* No boundary found: the content is all prologue. */
+        const char *pro = g_mime_multipart_get_prologue(mp);
+        c->flags |= MIME_F_NO_BOUNDARY;
+        if (pro != NULL && pro[0] != '\0') {
+            char name[MIME_NAME_MAX + 1];
+            attachment_name(c, NULL, NULL, "text/plain", name, sizeof(name));
+            part_emit_begin(c, MIME_PART_ATTACHMENT, name, "text/plain");
+            emit_bytes(c, pro, strlen(pro));
+            part_emit_end(c);
+        }
+        return;
+    }
+    if (depth + 1 > c->lim->max_depth) {
+        c->flags |= MIME_F_TOO_DEEP;
+        return;
+    }
+    for (int i = 0; i < count && !c->halt; i++)
+        walk(c, g_mime_multipart_get_part(mp, i), depth + 1, lvl);
+}
+
+static void walk(struct parse_ctx *c, GMimeObject *obj, unsigned depth, struct msg_level *lvl)
+{
+    if (c->halt || obj == NULL)
+        return;
+    if (c->nparts >= c->lim->max_parts) {
+        c->flags |= MIME_F_TOO_MANY_PARTS;
+        c->halt = 1;
+        return;
+    }
+    c->nparts++;
+    if (GMIME_IS_MULTIPART(obj))
+        walk_multipart(c, (GMimeMultipart *)obj, depth, lvl);
+    else if (GMIME_IS_MESSAGE_PART(obj))
+        walk_message_part(c, (GMimeMessagePart *)obj, depth);
+    else if (GMIME_IS_PART(obj))
+        walk_leaf(c, (GMimePart *)obj, lvl);
+    /* message/partial and other containers carry nothing we show. */
+}
+
+/* ---------- headers ---------- */
+
+static void addr_render(struct parse_ctx *c, InternetAddressList *list, int depth, struct buf *b)
+{
+    int n = list ? internet_address_list_length(list) : 0;
+    for (int i = 0; i < n; i++) {
+        InternetAddress *ia = internet_address_list_get_address(list, i);
+        const char *name = internet_address_get_name(ia);
+        int fail = 0;
+        if (i > 0)
+            fail |= buf_puts(b, ", ");
+        if (INTERNET_ADDRESS_IS_GROUP(ia)) {
+            fail |= buf_printf(b, "%s:", name ? name : "");
+            if (depth + 1 > MIME_ADDR_GROUP_DEPTH_MAX)
+                c->flags |= MIME_F_HEADER_LIMIT;
+            else
+                addr_render(c, internet_address_group_get_members((InternetAddressGroup *)ia),
+                            depth + 1, b);
+            fail |= buf_putc(b, ';');
+        } else if (INTERNET_ADDRESS_IS_MAILBOX(ia)) {
+            const char *addr = internet_address_mailbox_get_addr((InternetAddressMailbox *)ia);
+            if (name != NULL && name[0] != '\0')
+                fail |= buf_printf(b, "%s <%s>", name, addr ? addr : "");
+            else
+                fail |= buf_puts(b, addr ? addr : "");
+        }
+        if (fail) {
+            c->flags |= MIME_F_HEADER_LIMIT;
+            return;
+        }
+    }
+}
+
+/* Cleans value into out; NULL stays NULL. */
+static const char *header_text(struct parse_ctx *c, const char *value, struct buf *out)
+{
+    if (value == NULL)
+        return NULL;
+    c->flags |= mime_text_clean(value, strlen(value), c->header_size, out);
+    return buf_cstr(out);
+}
+
+static const char *header_addresses(struct parse_ctx *c, InternetAddressList *list, struct buf *out)
+{
+    if (list == NULL || internet_address_list_length(list) == 0)
+        return NULL;
+    struct buf raw;
+    buf_init(&raw, c->header_size * 2 + 16);
+    addr_render(c, list, 0, &raw);
+    const char *s = header_text(c, buf_cstr(&raw), out);
+    buf_free(&raw);
+    return s;
+}
+
+static int emit_headers(struct parse_ctx *c, GMimeMessage *msg)
+{
+    struct buf v[5] = {BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT};
+    struct mime_headers h = {0};
+    if (msg != NULL) {
+        h.subject = header_text(c, g_mime_message_get_subject(msg), &v[0]);
+        h.from = header_addresses(c, g_mime_message_get_from(msg), &v[1]);
+        h.to = header_addresses(c, g_mime_message_get_to(msg), &v[2]);
+        h.date = header_text(c, g_mime_object_get_header((GMimeObject *)msg, "Date"), &v[3]);
+        h.message_id = header_text(c, g_mime_message_get_message_id(msg), &v[4]);
+    }
+    int rc = c->sink->headers(c->sink->ctx, &h);
+    for (int i = 0; i < 5; i++)
+        buf_free(&v[i]);
+    return rc;
+}
+
+/* ---------- screening of the top-level header block ---------- */
+
+static int is_address_header(const char *name, size_t len)
+{
+    static const char *const names[] = {"from",      "to",         "cc",           "bcc",
+                                        "reply-to",  "sender",     "resent-from",  "resent-to",
+                                        "resent-cc", "resent-bcc", "resent-sender"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strlen(names[i]) == len && strncasecmp(name, names[i], len) == 0)
+            return 1;
+    return 0;
+}
+
+/* Deepest nesting of groups in an address header value: a ':' outside
+ * quotes, comments and angle brackets opens a group, ';' closes one. */
+static unsigned group_depth(const char *p, size_t n)
+{
+    unsigned depth = 0, deepest = 0, comment = 0;
+    int quoted = 0, angle = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = p[i];
+        if (quoted) {
+            if (ch == '\\')
+                i++;
+            else if (ch == '"')
+                quoted = 0;
+        } else if (comment) {
+            if (ch == '\\')
+                i++;
+            else if (ch == '(')
+                comment++;
+            else if (ch == ')')
+                comment--;
+        } else if (ch == '"') {
+            quoted = 1;
+        } else if (ch == '(') {
+            comment = 1;
+        } else if (ch == '<') {
+            angle = 1;
+        } else if (ch == '>') {
+            angle = 0;
+        } else if (ch == ':' && !angle) {
+            if (++depth > deepest)
+                deepest = depth;
+        } else if (ch == ';' && depth > 0) {
+            depth--;
+        }
+    }
+    return deepest;
+}
+
+/*
+ * Looks at the header block at the start of map[0..size) and returns in
+ * *hide the byte ranges of address headers GMime must not parse (too long,
+ * or groups nested deeper than one level); the caller builds a copy of the
+ * header block without them. Returns the number of ranges (at most max).
+ */
+struct range {
+    size_t start, end;
+};
+static size_t mime_prescan(const char *map, size_t size, size_t header_size, struct range *hide,
+                           size_t max, size_t *header_end)
+{
+    size_t limit = size < MIME_PRESCAN_MAX ? size : MIME_PRESCAN_MAX;
+    size_t nhide = 0;
+    size_t i = 0;
+    while (i < limit) {
+        if (map[i] == '\n' || (map[i] == '\r' && i + 1 < limit && map[i + 1] == '\n')) {
+            *header_end = i; /* the blank line ends the header */
+            return nhide;
+        }
+        size_t start = i;
+        /* a field: this line and its continuation lines */
+        for (;;) {
+            const char *nl = memchr(map + i, '\n', limit - i);
+            if (nl == NULL && limit < size)
+                return 0; /* longer than we screen: left to the child's limits */
+            i = nl ? (size_t)(nl - map) + 1 : limit;
+            if (i >= limit || (map[i] != ' ' && map[i] != '\t'))
+                break;
+        }
+        const char *c = memchr(map + start, ':', i - start);
+        if (c != NULL && is_address_header(map + start, (size_t)(c - map) - start)) {
+            size_t vlen = i - (size_t)(c + 1 - map);
+            if ((vlen > header_size || group_depth(c + 1, vlen) > MIME_PRESCAN_GROUP_DEPTH_MAX) &&
+                nhide < max) {
+                hide[nhide].start = start;
+                hide[nhide].end = i;
+                nhide++;
+            }
+        }
+    }
+    if (limit < size)
+        return 0;
+    *header_end = size; /* a message that is all header */
+    return nhide;
+}
+
+#define MIME_PRESCAN_HIDE_MAX 64
+
+/* The stream GMime reads: the file itself, or when hostile address headers
+ * were found, a copy of the header block without them followed by the rest
+ * of the file. */
+static GMimeStream *message_stream(struct parse_ctx *c, int fd, GMimeStream *file)
+{
+    gint64 len = g_mime_stream_length(file);
+    (void)fd;
+    if (len <= 0 || !GMIME_IS_STREAM_MMAP(file))
+        return g_object_ref(file);
+    const char *map = ((GMimeStreamMmap *)file)->map;
+    struct range hide[MIME_PRESCAN_HIDE_MAX];
+    size_t header_end = 0;
+    size_t nhide =
+        mime_prescan(map, (size_t)len, c->header_size, hide, MIME_PRESCAN_HIDE_MAX, &header_end);
+    if (nhide == 0)
+        return g_object_ref(file);
+    c->flags |= MIME_F_HEADER_LIMIT;
+    GMimeStream *head = g_mime_stream_mem_new();
+    size_t at = 0;
+    for (size_t k = 0; k < nhide; k++) {
+        g_mime_stream_write(head, map + at, hide[k].start - at);
+        at = hide[k].end;
+    }
+    g_mime_stream_write(head, map + at, header_end - at);
+    g_mime_stream_reset(head);
+    GMimeStream *rest = g_mime_stream_substream(file, (gint64)header_end, len);
+    GMimeStream *cat = g_mime_stream_cat_new();
+    g_mime_stream_cat_add_source((GMimeStreamCat *)cat, head);
+    g_mime_stream_cat_add_source((GMimeStreamCat *)cat, rest);
+    g_object_unref(head);
+    g_object_unref(rest);
+    return cat;
+}
+
+/* ---------- the parse ---------- */
+
+static void parser_warning(gint64 offset, GMimeParserWarning code, const gchar *item, gpointer data)
+{
+    struct parse_ctx *c = data;
+    (void)offset, (void)item;
+    switch (code) {
+    case GMIME_CRIT_MULTIPART_WITHOUT_BOUNDARY:
+    case GMIME_WARN_MALFORMED_MULTIPART:
+    case GMIME_WARN_TRUNCATED_MESSAGE:
+        c->flags |= MIME_F_NO_BOUNDARY;
+        break;
+    case GMIME_CRIT_NESTING_OVERFLOW:
+        c->flags |= MIME_F_TOO_DEEP;
+        break;
+    default:
+        break;
+    }
+}
+
+static GMimeStream *file_stream(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size == 0)
+        return NULL;
+    /* Explicit bounds: GMime would otherwise start at the descriptor's
+     * current offset, which the caller leaves wherever it likes (and which
+     * a forked child shares with its parent, so we never lseek). */
+    GMimeStream *s =
+        g_mime_stream_mmap_new_with_bounds(fd, PROT_READ, MAP_PRIVATE, 0, (gint64)st.st_size);
+    if (s != NULL) {
+        g_mime_stream_mmap_set_owner((GMimeStreamMmap *)s, FALSE);
+        return s;
+    }
+    s = g_mime_stream_fs_new_with_bounds(fd, 0, (gint64)st.st_size);
+    g_mime_stream_fs_set_owner((GMimeStreamFs *)s, FALSE);
+    return s;
+}
+
+uint32_t mime_parse_inprocess(int fd, const struct mime_limits *lim, const struct mime_sink *sink)
+{
+    struct parse_ctx c = {0};
+    c.lim = lim;
+    c.sink = sink;
+    c.header_size =
+        lim->header_size < MIME_HEADER_SIZE_MAX ? (size_t)lim->header_size : MIME_HEADER_SIZE_MAX;
+    c.chunk = xmalloc(MIME_CHUNK);
+    c.stage = xmalloc(MIME_CHUNK);
+    buf_init(&c.scratch, 0);
+
+    GMimeStream *file = file_stream(fd);
+    GMimeMessage *msg = NULL;
+    GMimeParser *parser = NULL;
+    GMimeParserOptions *opts = g_mime_parser_options_new();
+    static const char *fallback[] = {"utf-8", "windows-1252", NULL};
+    g_mime_parser_options_set_address_compliance_mode(opts, GMIME_RFC_COMPLIANCE_LOOSE);
+    g_mime_parser_options_set_parameter_compliance_mode(opts, GMIME_RFC_COMPLIANCE_LOOSE);
+    g_mime_parser_options_set_rfc2047_compliance_mode(opts, GMIME_RFC_COMPLIANCE_LOOSE);
+    g_mime_parser_options_set_fallback_charsets(opts, fallback);
+    g_mime_parser_options_set_warning_callback(opts, parser_warning, &c);
+
+    if (file != NULL) {
+        GMimeStream *in = message_stream(&c, fd, file);
+        parser = g_mime_parser_new_with_stream(in);
+        g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+        msg = g_mime_parser_construct_message(parser, opts);
+        g_object_unref(in);
+    }
+    if (msg == NULL ||
+        g_mime_header_list_get_count(g_mime_object_get_header_list((GMimeObject *)msg)) == 0)
+        c.flags |= MIME_F_NOT_MIME;
+
+    if (emit_headers(&c, msg) != 0)
+        c.halt = 1;
+    if (msg != NULL && !c.halt) {
+        static const char *const reserved[] = {"body.txt", "body.html", "original.eml"};
+        for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+            char n[MIME_NAME_MAX + 1];
+            snprintf(n, sizeof(n), "%s", reserved[i]);
+            mime_nameset_claim(&c.names, n, sizeof(n));
+        }
+        struct msg_level outer = {1, 0, 0};
+        walk(&c, g_mime_message_get_mime_part(msg), 0, &outer);
+    }
+
+    if (msg)
+        g_object_unref(msg);
+    if (parser)
+        g_object_unref(parser);
+    if (file)
+        g_object_unref(file);
+    g_mime_parser_options_free(opts);
+    mime_nameset_free(&c.names);
+    buf_free(&c.scratch);
+    free(c.chunk);
+    free(c.stage);
+    return c.flags;
+}

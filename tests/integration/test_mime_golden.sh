@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Golden tests for mime/: runs mime_dump (the parse in its limited child,
+# exactly as the daemon does it) on every tests/data/mime/*.eml and diffs
+# the dump against the .ref beside it. NAME.args, when present, holds extra
+# mime_dump options for that message. One "ok NAME" / "not ok NAME" line per
+# message. UPDATE=1 rewrites the .ref files instead: review each one by eye
+# before committing, they must be right, not merely what the code printed.
+#
+# Then the child's limits (RULES.md 6), on messages made here: 100,000 and
+# 300,000 sibling parts (GMime builds them all: about 200 and 600 MB). The
+# parent must come back every time with parser_failed and a clean dump:
+# memory (not under ASan, which cannot run with RLIMIT_AS), CPU time and
+# wall clock; and the same limits with room to spare must not fail. Last,
+# 16 parses at once from 16 threads must agree with the .ref.
+set -u
+SRC=${SEALPOST_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+DUMP="$SRC/${BUILD:-build}/tools/mime_dump"
+DATA="$SRC/tests/data/mime"
+if [ ! -x "$DUMP" ]; then
+    echo "not ok mime_dump - $DUMP not built (make ${BUILD:-build}/tools/mime_dump)"
+    exit 1
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+for eml in "$DATA"/*.eml; do
+    name=$(basename "$eml" .eml)
+    ref="$DATA/$name.ref"
+    args=()
+    if [ -f "$DATA/$name.args" ]; then
+        read -r -a args <"$DATA/$name.args"
+    fi
+    # the parent must survive every message: a crash here fails the test
+    if ! "$DUMP" "${args[@]}" "$eml" >"$tmp/out" 2>"$tmp/err"; then
+        echo "not ok mime_$name - mime_dump exited non-zero: $(head -c 300 "$tmp/err")"
+        fail=1
+        continue
+    fi
+    if grep -q '^contract:' "$tmp/out"; then
+        echo "not ok mime_$name - sink contract broken: $(grep '^contract:' "$tmp/out" | head -1)"
+        fail=1
+        continue
+    fi
+    if [ "${UPDATE:-0}" = 1 ]; then
+        cp "$tmp/out" "$ref"
+        echo "ok mime_$name # updated"
+        continue
+    fi
+    if [ ! -f "$ref" ]; then
+        echo "not ok mime_$name - no $name.ref (run with UPDATE=1 and review it)"
+        fail=1
+    elif diff -u "$ref" "$tmp/out" >"$tmp/diff"; then
+        echo "ok mime_$name"
+    else
+        echo "not ok mime_$name - dump differs from $name.ref: $(sed -n '3,12p' "$tmp/diff" | tr '\n' ' ' | head -c 400)"
+        fail=1
+    fi
+done
+
+[ "${UPDATE:-0}" = 1 ] && exit $fail
+
+/usr/bin/python3 - "$tmp" <<'PY'
+import sys
+for n in (100000, 300000):
+    with open("%s/parts%d.eml" % (sys.argv[1], n), "wb") as f:
+        f.write(b"From: a@example.org\nSubject: many\nMIME-Version: 1.0\n"
+                b"Content-Type: multipart/mixed; boundary=m\n\n")
+        f.write(b"--m\nContent-Type: text/plain\n\nx\n" * n)
+        f.write(b"--m--\n")
+PY
+
+# limit_check NAME WANT_FLAGS MAX_SECONDS FILE ARGS...
+limit_check() {
+    local name=$1 want=$2 max=$3 file=$4
+    shift 4
+    local t0 t1 got
+    t0=$(date +%s)
+    if ! "$DUMP" "$@" "$file" >"$tmp/out" 2>"$tmp/err"; then
+        echo "not ok mime_$name - mime_dump exited non-zero: $(head -c 300 "$tmp/err")"
+        fail=1
+        return
+    fi
+    t1=$(date +%s)
+    got=$(sed -n 's/^flags: //p' "$tmp/out")
+    if grep -q '^contract:' "$tmp/out"; then
+        echo "not ok mime_$name - $(grep '^contract:' "$tmp/out" | head -1)"
+        fail=1
+    elif ! grep -q '^subject: ' "$tmp/out"; then
+        echo "not ok mime_$name - no headers in the dump"
+        fail=1
+    elif [ "$got" != "$want" ]; then
+        echo "not ok mime_$name - got flags \"$got\", want \"$want\""
+        fail=1
+    elif [ $((t1 - t0)) -gt "$max" ]; then
+        echo "not ok mime_$name - took $((t1 - t0)) s, want at most $max s"
+        fail=1
+    else
+        echo "ok mime_$name"
+    fi
+}
+
+if [ -z "${SEALPOST_ASAN:-}" ] && ! echo "${BUILD:-build}" | grep -q asan; then
+    limit_check limit_memory parser_failed 20 "$tmp/parts100000.eml" --memory 64M --cpu 60 --timeout 60
+    limit_check limit_memory_room too_many_parts 30 "$tmp/parts100000.eml" --memory 1G --cpu 60 --timeout 60
+fi
+limit_check limit_cpu parser_failed 20 "$tmp/parts300000.eml" --memory 4G --cpu 1 --timeout 60
+limit_check limit_wall_clock parser_failed 10 "$tmp/parts300000.eml" --memory 4G --cpu 60 --timeout 1
+limit_check limit_room too_many_parts 60 "$tmp/parts300000.eml" --memory 4G --cpu 60 --timeout 60
+
+for name in nested latin1 hostile-from-nested names; do
+    if "$DUMP" --threads 16 "$DATA/$name.eml" >"$tmp/out" 2>/dev/null &&
+        diff -q "$DATA/$name.ref" "$tmp/out" >/dev/null; then
+        echo "ok mime_threads_$name"
+    else
+        echo "not ok mime_threads_$name - 16 parallel parses differ from $name.ref: $(grep -m1 '^contract:' "$tmp/out")"
+        fail=1
+    fi
+done
+exit $fail
