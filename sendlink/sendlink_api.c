@@ -13,7 +13,8 @@
  * hash of every field and the file's bytes) matches it gets the stored
  * response again, else 422. The stored response holds the link, so it is
  * sealed under a key derived from the presented API key itself: neither
- * the data directory nor the master key opens it.
+ * the data directory nor the master key opens it; the Idempotency-Key
+ * itself is kept only as a keyed hash under that same key.
  *
  * Trusts: nothing in the request. Fields are capped (SEND_FIELD_MAX), the
  * file is capped by the plan while it streams, unknown or repeated fields
@@ -72,7 +73,8 @@ struct api_create {
     /* Idempotency-Key */
     enum idem_state idem;
     char *idem_key;
-    unsigned char *idem_secret; /* locked: derived from the presented API key */
+    char idem_ref[2 * DB_HASH_BYTES + 1]; /* what the store keeps: a keyed hash of idem_key */
+    unsigned char *idem_secret;           /* locked: derived from the presented API key */
     crypto_generichash_state *fp;
     struct db_idem stored;
 };
@@ -228,7 +230,7 @@ void api_create_free(struct req *r)
     if (ac == NULL)
         return;
     if (ac->idem == IDEM_CLAIMED && r->env.db)
-        if (db_idem_delete(r->env.db, ac->key.id, ac->idem_key) != DB_OK) /* did not finish */
+        if (db_idem_delete(r->env.db, ac->key.id, ac->idem_ref) != DB_OK) /* did not finish */
             msg_warn("-: api: Idempotency-Key record left pending (expires by itself)");
     send_upload_abort(ac->up);
     for (int i = 0; i < NFIELDS; i++)
@@ -368,19 +370,22 @@ enum MHD_Result api_create_begin(struct req *r, struct MHD_Connection *c)
             return http_problem(r, c, 503, NULL, "out of secure memory; try again");
         }
         idem_secret_derive(presented, ac->idem_secret);
+        unsigned char ref[DB_HASH_BYTES];
+        idem_subkey(ac, "reference", ref);
+        sodium_bin2hex(ac->idem_ref, sizeof(ac->idem_ref), ref, sizeof(ref));
         unsigned char fk[32];
         idem_subkey(ac, "fingerprint", fk);
         crypto_generichash_init(ac->fp, fk, sizeof(fk), DB_HASH_BYTES);
         sodium_memzero(fk, sizeof(fk));
         int64_t now = (int64_t)time(NULL);
-        enum db_rc dr = db_idem_claim(r->env.db, ac->key.id, ik, now);
+        enum db_rc dr = db_idem_claim(r->env.db, ac->key.id, ac->idem_ref, now);
         if (dr == DB_EXISTS) {
-            dr = db_idem_get(r->env.db, ac->key.id, ik, &ac->stored);
+            dr = db_idem_get(r->env.db, ac->key.id, ac->idem_ref, &ac->stored);
             if (dr == DB_OK && !ac->stored.done && ac->stored.created < now - IDEM_PENDING_MAX) {
                 /* A request that never finished (crash): start afresh. */
                 db_idem_clear(&ac->stored);
-                if (db_idem_delete(r->env.db, ac->key.id, ik) == DB_OK)
-                    dr = db_idem_claim(r->env.db, ac->key.id, ik, now);
+                if (db_idem_delete(r->env.db, ac->key.id, ac->idem_ref) == DB_OK)
+                    dr = db_idem_claim(r->env.db, ac->key.id, ac->idem_ref, now);
                 if (dr == DB_OK)
                     ac->idem = IDEM_CLAIMED;
             } else if (dr == DB_OK && !ac->stored.done) {
@@ -432,13 +437,24 @@ static enum MHD_Result refuse(struct req *r, struct MHD_Connection *c)
 enum MHD_Result api_create_data(struct req *r, struct MHD_Connection *c, const char *data,
                                 size_t size)
 {
+    (void)c;
     struct api_create *ac = r->ac;
-    if (MHD_post_process(r->pp, data, size) == MHD_YES && ac->fail_status == 0)
-        return MHD_YES;
-    if (ac->fail_status == 0)
+    if (ac->fail_status == 0 && MHD_post_process(r->pp, data, size) != MHD_YES &&
+        ac->fail_status == 0)
         fail(ac, 422, NULL, "the multipart body is malformed");
-    /* Answer now if MHD lets us; else the connection is closed. */
-    return refuse(r, c);
+    if (ac->fail_status == 0)
+        return MHD_YES;
+    /*
+     * Refused while the body streams in: stop storing (the temp file goes
+     * now) and read the rest without keeping it, so that the client gets
+     * the answer (libmicrohttpd answers only after the request); a body
+     * that goes on past the upload limit is cut off.
+     */
+    send_upload_abort(ac->up);
+    ac->up = NULL;
+    if (r->body_bytes > ac->plan->max_file_size + HTTP_UPLOAD_OVERHEAD)
+        return MHD_NO;
+    return MHD_YES;
 }
 
 static const char *field_or_null(struct api_create *ac, enum field_id i)
@@ -521,7 +537,7 @@ enum MHD_Result api_create_end(struct req *r, struct MHD_Connection *c)
         struct db_idem rec = {.done = 1, .status = 201};
         fp_final(ac, rec.fingerprint);
         idem_seal(ac, body, &rec.response, &rec.response_len);
-        if (db_idem_finish(r->env.db, ac->key.id, ac->idem_key, &rec) == DB_OK)
+        if (db_idem_finish(r->env.db, ac->key.id, ac->idem_ref, &rec) == DB_OK)
             ac->idem = IDEM_NONE; /* keep the record */
         free(rec.response);
     }

@@ -579,13 +579,12 @@ int sendlink_start(struct sendlink *sl, char **err)
         *err = xasprintf("cannot create %s/%s: %s", cfg->data_dir, SEND_DIR, strerror(errno));
         return -1;
     }
-    sl->mhd = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0,
-                               NULL, NULL, handler, sl, MHD_OPTION_LISTEN_SOCKET, sl->listen_fd,
-                               MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
-                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections,
-                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_timeout,
-                               MHD_OPTION_NOTIFY_COMPLETED, completed, sl,
-                               MHD_OPTION_EXTERNAL_LOGGER, mhd_log, sl, MHD_OPTION_END);
+    sl->mhd = MHD_start_daemon(
+        MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL, handler, sl,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, sl, MHD_OPTION_LISTEN_SOCKET, sl->listen_fd,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)cfg->http_max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)cfg->http_timeout, MHD_OPTION_NOTIFY_COMPLETED, completed, sl, MHD_OPTION_END);
     if (sl->mhd == NULL) {
         *err = xstrdup("cannot start the HTTP service (libmicrohttpd)");
         return -1;
