@@ -509,14 +509,20 @@ static void origin_of(const char *url, char *out, size_t outsz)
     snprintf(out, outsz, "%.*s", (int)n, url);
 }
 
+/*
+ * Browsers say where a form post comes from in Sec-Fetch-Site (all current
+ * ones) and Origin. Our pages send Referrer-Policy: no-referrer, under
+ * which a browser's own same-origin post carries "Origin: null", so Origin
+ * decides only when Sec-Fetch-Site is absent and it names a real origin.
+ */
 static int cross_site(struct req *r, struct MHD_Connection *c)
 {
     const char *sfs = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site");
-    if (sfs && strcmp(sfs, "same-origin") != 0 && strcmp(sfs, "none") != 0)
-        return 1;
+    if (sfs)
+        return strcmp(sfs, "same-origin") != 0 && strcmp(sfs, "none") != 0;
     const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
-    if (origin == NULL)
-        return 0; /* not a browser form post from elsewhere (browsers send Origin on POST) */
+    if (origin == NULL || strcmp(origin, "null") == 0)
+        return 0;
     char ours[512];
     origin_of(r->cfg->public_url, ours, sizeof(ours));
     if (strcasecmp(origin, ours) == 0)
