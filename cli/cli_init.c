@@ -1,10 +1,13 @@
 /*
  * cli_init — `sealpost init`: creates the data directory (mode 0700) with
  * its blobs/ and tmp/ folders and the store, migrated to the current schema,
- * and the server's master key ([server] master_key, 0600) if it is missing.
+ * and the server's master key ([server] master_key, 0600) if it is missing,
+ * and the DKIM key of notification mail ([outbound] dkim_key) if it is
+ * missing, printing the DNS TXT record to publish for it.
  * Safe to run again: existing data is kept.
  */
 #include "cli/cli.h"
+#include "deliver/outbound.h"
 #include "lib/db.h"
 #include "lib/fsutil.h"
 #include "lib/masterkey.h"
@@ -15,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int cmd_init(struct cli *c, int argc, char **argv)
 {
@@ -46,12 +50,35 @@ int cmd_init(struct cli *c, int argc, char **argv)
         return cli_fail("cannot create the store in %s", cfg->data_dir);
     int version = db_schema_version(db);
     db_close(db);
+    /* ---- outbound: the DKIM key (deliver/outbound.h) ---- */
+    char *err = NULL, *record = NULL;
+    int made_dkim = 0;
+    if (access(cfg->dkim_key, F_OK) != 0) {
+        if (outbound_dkim_keygen(cfg->dkim_key, false, &err) < 0) {
+            int rc = cli_fail("%s", err);
+            free(err);
+            return rc;
+        }
+        made_dkim = 1;
+    }
+    if (outbound_dkim_record(cfg->dkim_key, &record, &err) < 0) {
+        int rc = cli_fail("%s", err);
+        free(err);
+        return rc;
+    }
+    char *dns_name = xasprintf("%s._domainkey.%s", cfg->dkim_selector, cfg->dkim_domain);
     if (c->json)
-        cli_json_print(json_pack("{s:s,s:i,s:s,s:b}", "data_dir", cfg->data_dir, "schema",
-                                 version, "master_key", cfg->master_key, "master_key_created",
-                                 made_key));
+        cli_json_print(json_pack("{s:s,s:i,s:s,s:b,s:s,s:b,s:{s:s,s:s}}", "data_dir", cfg->data_dir,
+                                 "schema", version, "master_key", cfg->master_key,
+                                 "master_key_created", made_key, "dkim_key", cfg->dkim_key,
+                                 "dkim_key_created", made_dkim, "dkim", "name", dns_name, "record",
+                                 record));
     else
-        printf("initialised %s (store schema %d)\n%s master key %s\n", cfg->data_dir, version,
-               made_key ? "created" : "kept", cfg->master_key);
+        printf("initialised %s (store schema %d)\n%s master key %s\n%s DKIM key %s\n"
+               "publish this DNS TXT record:\n%s. IN TXT \"%s\"\n",
+               cfg->data_dir, version, made_key ? "created" : "kept", cfg->master_key,
+               made_dkim ? "created" : "kept", cfg->dkim_key, dns_name, record);
+    free(dns_name);
+    free(record);
     return CLI_OK;
 }

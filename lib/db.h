@@ -149,6 +149,65 @@ enum db_rc db_event_foreach(struct db *db, const char *subject,
 /* Removes the events of subject (when the object itself is gone for good). */
 enum db_rc db_event_delete(struct db *db, const char *subject) __attribute__((warn_unused_result));
 
+/* ---- outbound queue (lib/db_queue.c) ----
+ *
+ * Notification mail waiting for the relay host. The message and its
+ * envelope live only in data, encrypted by deliver/outbound (the store never
+ * sees an address or a link); the other columns are ids, times, counters and
+ * the relay's reply code. A mail is claimed (state "sending" with a lease)
+ * before it is sent, so two senders never take the same mail, and a sender
+ * that died mid-attempt releases it when the lease runs out. Finished mail
+ * ("sent", "failed") keeps its row, without data, for `queue list`.
+ */
+
+#define DB_QUEUE_QUEUED "queued"
+#define DB_QUEUE_SENDING "sending"
+#define DB_QUEUE_SENT "sent"
+#define DB_QUEUE_FAILED "failed"
+
+struct db_queue_entry {
+    char id[DB_ID_MAX + 1];
+    const char *send_id;    /* may be NULL */
+    const char *kind;       /* "notify", … */
+    const char *state;      /* DB_QUEUE_* */
+    int64_t created;
+    int64_t updated;        /* last state change */
+    int64_t next_try;       /* queued: when it is due */
+    int64_t lease;          /* sending: until when the claim holds */
+    unsigned attempts;
+    const char *last_error; /* may be NULL */
+    int64_t size;           /* plaintext message bytes */
+    const unsigned char *data; /* encrypted record; NULL once finished */
+    size_t data_len;
+};
+
+/* Inserts a new mail (state queued). DB_EXISTS when the id is taken. */
+enum db_rc db_queue_insert(struct db *db, const struct db_queue_entry *e)
+    __attribute__((warn_unused_result));
+/* Ids of up to max mails due at now (queued with next_try <= now, or sending
+ * with an expired lease), oldest due first, into ids[]; count in *n. */
+enum db_rc db_queue_due(struct db *db, int64_t now, char (*ids)[DB_ID_MAX + 1], size_t max,
+                        size_t *n) __attribute__((warn_unused_result));
+/* Claims a due mail until lease_until: DB_OK with the entry and its data in
+ * *out (owned: free with db_queue_entry_clear), or DB_NOTFOUND when it is not
+ * due or another sender holds it. */
+enum db_rc db_queue_claim(struct db *db, const char *id, int64_t now, int64_t lease_until,
+                          struct db_queue_entry *out) __attribute__((warn_unused_result));
+/* Frees what db_queue_claim filled in. */
+void db_queue_entry_clear(struct db_queue_entry *e);
+/* Back to queued after a failed attempt: attempts + 1, due at next_try. */
+enum db_rc db_queue_defer(struct db *db, const char *id, int64_t now, int64_t next_try,
+                          const char *error) __attribute__((warn_unused_result));
+/* Finished (DB_QUEUE_SENT or DB_QUEUE_FAILED): attempts + 1, data dropped. */
+enum db_rc db_queue_finish(struct db *db, const char *id, int64_t now, const char *state,
+                           const char *error) __attribute__((warn_unused_result));
+/* Makes every queued mail due at now; *n = how many. */
+enum db_rc db_queue_flush(struct db *db, int64_t now, int *n) __attribute__((warn_unused_result));
+/* Every mail, oldest first, without data. */
+enum db_rc db_queue_foreach(struct db *db, int (*fn)(const struct db_queue_entry *e, void *arg),
+                            void *arg);
+/* Deletes finished mail last changed before t. */
+enum db_rc db_queue_purge(struct db *db, int64_t before) __attribute__((warn_unused_result));
 /* ==== sends / api keys (lib/db_send.c; owned by sendlink/) ==== */
 
 #define DB_HASH_BYTES 32

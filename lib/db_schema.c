@@ -44,7 +44,22 @@ const char *const db_migrations[] = {
     "  client TEXT,"
     "  detail TEXT);"
     "CREATE INDEX events_subject ON events(subject, id);",
-    /* 2 -> 3: secure sends, API keys, Idempotency-Key records (lib/db_send.c) */
+    /* 2 -> 3: outbound queue (lib/db_queue.c); data is encrypted by deliver/outbound */
+    "CREATE TABLE outbound_queue ("
+    "  id TEXT PRIMARY KEY,"
+    "  send_id TEXT,"
+    "  kind TEXT NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL,"
+    "  next_try INTEGER NOT NULL,"
+    "  lease INTEGER NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  last_error TEXT,"
+    "  size INTEGER NOT NULL,"
+    "  data BLOB);"
+    "CREATE INDEX outbound_queue_due ON outbound_queue(state, next_try);",
+    /* 3 -> 4: secure sends, API keys, Idempotency-Key records (lib/db_send.c) */
     "CREATE TABLE sends ("
     "  id TEXT PRIMARY KEY,"
     "  user_id INTEGER NOT NULL,"

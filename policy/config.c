@@ -130,6 +130,7 @@ static const char *check_username(const char *v);
 static const char *check_name(const char *v);
 static const char *check_address(const char *v);
 static const char *check_template(const char *v);
+static const char *check_display_name(const char *v);
 
 static const char *const kdf_choices[] = {"interactive", "moderate", "sensitive", NULL};
 static const char *const driver_choices[] = {"http", "exec", "smtp", "file", "plugin", NULL};
@@ -236,6 +237,10 @@ static const struct cf_key keys[] = {
      "longest wait between retries (backoff doubles up to this)"},
     {SEC_OUTBOUND, "max_queue_age", CF_DURATION, CO(max_queue_age), "5d", DUR_H, 30 * DUR_D, 0,
      NULL, NULL, "give up on a notification after this long"},
+    {SEC_OUTBOUND, "from_name", CF_STRING, CO(from_name), "sealpost", 0, 0, 0, NULL,
+     check_display_name, "display name of the sender of notification mail (empty: none)"},
+    {SEC_OUTBOUND, "smtp_timeout", CF_DURATION, CO(smtp_timeout), "60s", 1, 10 * DUR_M, 0, NULL,
+     NULL, "wait for the relay host's reply to one SMTP command (and for the connection)"},
 
     /* [sendlink] */
     {SEC_SENDLINK, "default_expiry", CF_DURATION, CO(default_expiry), "7d", DUR_H, 365 * DUR_D, 0,
@@ -451,6 +456,17 @@ static const char *check_address(const char *v)
             return "not an address (local@domain)";
     if (check_hostname(at + 1))
         return "not an address (local@domain)";
+    return NULL;
+}
+
+/* A display name: UTF-8 text without control characters, at most 128 bytes. */
+static const char *check_display_name(const char *v)
+{
+    if (strlen(v) > 128)
+        return "too long (at most 128 bytes)";
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if (*p < ' ' || *p == 0x7f)
+            return "must not contain control characters";
     return NULL;
 }
 

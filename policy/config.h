@@ -113,6 +113,8 @@ struct config {
     uint64_t retry_min;
     uint64_t retry_max;
     uint64_t max_queue_age;
+    char *from_name;       /* display name of the sender, NULL: none */
+    uint64_t smtp_timeout; /* per SMTP command to the relay host */
 
     /* [sendlink] */
     uint64_t default_expiry;

@@ -116,7 +116,12 @@ def make_sink():
     return s
 
 
-def sink_messages(sink, n, timeout=10):
+def sink_messages(sink, n, timeout=10, inst=None):
+    """The sink's messages once n arrived (or what arrived by timeout). With
+    inst, `queue flush` pushes the outbound queue first (serve's runner
+    would send it too, after its own interval)."""
+    if inst is not None:
+        inst.run("queue", "flush", check=False)
     try:
         return sink.wait_for(n, timeout=timeout)
     except Exception:  # smtpsink raises on timeout: report what arrived

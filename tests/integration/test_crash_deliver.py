@@ -38,8 +38,8 @@ sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
 
 from sptest import Instance, Tap, norm_text  # noqa: E402
 
-RUNS = 40
-LOOP_SECONDS = 60
+RUNS = int(os.environ.get("SPTEST_CRASH_RUNS") or 40)  # more for a soak run
+LOOP_SECONDS = int(os.environ.get("SPTEST_CRASH_SECONDS") or 60)
 MIN_SIZE = 1024
 MAX_SIZE = 2 * 1024 * 1024
 MAX_DELAY = 0.150

@@ -264,6 +264,9 @@ def main():
 
 def run_all(t, inst, msgs, start):
     outroot = inst.out_dir  # decrypted output: excluded from greps
+    stale = [n for n, fn in gen_messages.MESSAGES.items() if msgs.get(n) != fn()]
+    t.ok("messages-match-generator", not stale and len(gen_messages.MESSAGES) >= 12,
+         f"committed .eml differ from gen_messages.py: {stale} (re-run it and commit)")
     p = inst.run("check-config", check=False)
     t.ok("check-config-ok", p.returncode == 0 and "OK" in p.out,
          f"exit {p.returncode}, stdout {short(p.out)!r}, stderr {short(p.err)!r}")

@@ -119,7 +119,7 @@ choose_expiry = no
              doc["protect"] == "code" and doc["max_downloads"] == 3, doc)
 
         # -- notification ----------------------------------------------------
-        msgs = sink_messages(sink, 1, timeout=20)
+        msgs = sink_messages(sink, 1, timeout=20, inst=inst)
         mine = [m for m in msgs if any(RCPT in r for r in m.rcpt_tos)]
         t.ok("notification received by the relay host", len(mine) >= 1,
              f"{len(msgs)} message(s) at the sink")
@@ -202,7 +202,7 @@ choose_expiry = no
         t.ok("events: code_failed and downloaded", {"code_failed", "downloaded"} <=
              {e["kind"] for e in doc2["events"]}, doc2["events"])
         t.ok("API shows the recipient", doc2.get("to") == RCPT, doc2.get("to"))
-        msgs = sink_messages(sink, 2, timeout=20)
+        msgs = sink_messages(sink, 2, timeout=20, inst=inst)
         t.ok("sender told of the first download (notify_sender)",
              any(any("alice@example.org" in r for r in m.rcpt_tos) for m in msgs), len(msgs))
 

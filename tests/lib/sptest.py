@@ -105,6 +105,18 @@ def _parse_ini_fragment(text):
     return top, sections
 
 
+def _cleanup_on_sigterm():
+    """A SIGTERM (e.g. the runner's timeout) unwinds like an exception, so
+    `with Instance()` still stops serve and removes the temp dir."""
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        def handler(signum, frame):
+            raise SystemExit(128 + signum)
+        signal.signal(signal.SIGTERM, handler)
+
+
 class Instance:
     """One sealpost instance in a fresh temp dir: config, data dir, `init` done.
 
@@ -118,6 +130,7 @@ class Instance:
     domain = "mailin.test"
 
     def __init__(self, extra_conf: str = "", tls: bool = False, init: bool = True):
+        _cleanup_on_sigterm()
         self.bin = sealpost_bin()
         self.dir = tempfile.mkdtemp(prefix="sptest-")
         self.data_dir = os.path.join(self.dir, "data")

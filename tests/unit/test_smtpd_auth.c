@@ -392,16 +392,27 @@ static void dns_start(struct dns_srv *s)
     socklen_t len = sizeof(sin);
     int one = 1;
 
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    s->fd = socket(AF_INET, SOCK_DGRAM, 0);
-    assert_true(s->fd >= 0);
-    assert_int_equal(bind(s->fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    assert_int_equal(getsockname(s->fd, (struct sockaddr *)&sin, &len), 0);
-    s->port = ntohs(sin.sin_port);
-    s->tfd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(s->tfd >= 0);
-    assert_int_equal(setsockopt(s->tfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
-    assert_int_equal(bind(s->tfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    /* The UDP port the kernel picks may be taken for TCP by another
+     * process (tests run beside each other): try again with a new one. */
+    for (int tries = 0;; tries++) {
+        sin.sin_port = 0;
+        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        s->fd = socket(AF_INET, SOCK_DGRAM, 0);
+        assert_true(s->fd >= 0);
+        assert_int_equal(bind(s->fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+        len = sizeof(sin);
+        assert_int_equal(getsockname(s->fd, (struct sockaddr *)&sin, &len), 0);
+        s->port = ntohs(sin.sin_port);
+        s->tfd = socket(AF_INET, SOCK_STREAM, 0);
+        assert_true(s->tfd >= 0);
+        assert_int_equal(setsockopt(s->tfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
+        if (bind(s->tfd, (struct sockaddr *)&sin, sizeof(sin)) == 0)
+            break;
+        close(s->fd);
+        close(s->tfd);
+        if (tries >= 50)
+            fail_msg("no loopback port free for both UDP and TCP");
+    }
     assert_int_equal(listen(s->tfd, 4), 0);
     s->stop = false;
     assert_int_equal(pthread_create(&s->thr, NULL, dns_serve, s), 0);
