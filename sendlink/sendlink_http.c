@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <netdb.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -536,6 +537,27 @@ static int listen_open(const char *hostport, char **err)
     return fd;
 }
 
+/*
+ * DATA_DIR/sends, made here because open runs before serve drops root: a
+ * root-started serve gives it to [server] user, who writes it afterwards.
+ */
+static int sends_dir_make(const struct config *cfg, char **err)
+{
+    char *dir = xasprintf("%s/%s", cfg->data_dir, SEND_DIR);
+    int r = mkdir_p(dir, 0700);
+    if (r < 0) {
+        *err = xasprintf("cannot create %s: %s", dir, strerror(errno));
+    } else if (geteuid() == 0 && cfg->user && cfg->user[0]) {
+        struct passwd *pw = getpwnam(cfg->user);
+        if (pw && chown(dir, pw->pw_uid, pw->pw_gid) < 0) {
+            *err = xasprintf("cannot give %s to %s: %s", dir, cfg->user, strerror(errno));
+            r = -1;
+        }
+    }
+    free(dir);
+    return r;
+}
+
 struct sendlink *sendlink_open(struct config *cfg, char **err)
 {
     struct sendlink *sl = xcalloc(1, sizeof(*sl));
@@ -561,6 +583,10 @@ struct sendlink *sendlink_open(struct config *cfg, char **err)
         sendlink_free(sl);
         return NULL;
     }
+    if (sends_dir_make(cfg, err) < 0) {
+        sendlink_free(sl);
+        return NULL;
+    }
     sl->listen_fd = listen_open(cfg->http_listen, err);
     if (sl->listen_fd < 0) {
         sendlink_free(sl);
@@ -572,13 +598,6 @@ struct sendlink *sendlink_open(struct config *cfg, char **err)
 int sendlink_start(struct sendlink *sl, char **err)
 {
     struct config *cfg = sl->cfg;
-    char *dir = xasprintf("%s/%s", cfg->data_dir, SEND_DIR);
-    int r = mkdir_p(dir, 0700);
-    free(dir);
-    if (r < 0) {
-        *err = xasprintf("cannot create %s/%s: %s", cfg->data_dir, SEND_DIR, strerror(errno));
-        return -1;
-    }
     sl->mhd = MHD_start_daemon(
         MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL, handler, sl,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, sl, MHD_OPTION_LISTEN_SOCKET, sl->listen_fd,
