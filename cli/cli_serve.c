@@ -29,6 +29,7 @@
 #include "lib/log.h"
 #include "deliver/outbound.h"
 #include "lib/xalloc.h"
+#include "sendlink/sendlink.h"
 #include "smtpd/smtpd.h"
 #include "smtpd/smtpd_auth.h"
 
@@ -120,8 +121,38 @@ static void outbound_close(void *st)
     free(o);
 }
 
+/* ---- sendlink: the HTTP service (API, pages, downloads) and its sweeper ---- */
+
+static void *http_open(struct config *cfg, char **err)
+{
+    return sendlink_open(cfg, err);
+}
+
+static int http_start(void *st, char **err)
+{
+    return sendlink_start(st, err);
+}
+
+static void http_reload(void *st, struct config *cfg)
+{
+    sendlink_reload(st, cfg);
+}
+
+static void http_stop(void *st, unsigned drain_seconds)
+{
+    sendlink_stop(st, drain_seconds);
+}
+
+static void http_close(void *st)
+{
+    sendlink_free(st);
+}
+
+/* ---- end sendlink ---- */
+
 static const struct service services[] = {
     {"smtp", smtp_open, smtp_start, smtp_reload, smtp_stop, smtp_close},
+    {"http", http_open, http_start, http_reload, http_stop, http_close},
     {"outbound", outbound_open, outbound_start, outbound_reload, outbound_stop, outbound_close},
 };
 #define NSERVICES (sizeof(services) / sizeof(services[0]))
