@@ -2,23 +2,28 @@
  * deliver — one message into the vaults of its recipients (see deliver.h).
  *
  * Data flow: the message arrives in a memfd (never on persistent disk in
- * clear). For every recipient we open one container file under tmp/ and
- * write, in order: part 1, the sealed original (trace headers + message
- * bytes, sealed FIRST so that a parser failure can only ever degrade to
- * "original only, flagged"); then the parts the isolated MIME child finds.
- * Then the metadata record is sealed (it goes into the database row), the
- * files are made durable and renamed into blobs/, and one transaction
- * inserts every recipient's row.
+ * clear). deliver_prepare opens, for every recipient, one container file
+ * under blobs/XX/ and writes, in order: part 1, the sealed original (trace
+ * headers + message bytes, sealed FIRST so that a parser failure can only
+ * ever degrade to "original only, flagged"); then the parts the isolated
+ * MIME child finds; then it seals the metadata record (it goes into the
+ * database row). deliver_commit takes one or more such pending messages
+ * (group commit: smtpd's committer thread hands it every message that
+ * finished while the previous batch was being committed) and makes them
+ * durable: an fsync per container, an fsync per blob directory used, one
+ * transaction for every row of the batch.
  *
  * Crash reasoning (RULES.md 1, STYLE.md 14): an item exists only when its
- * row is committed. Before the commit a crash leaves temp files or renamed
- * blobs that no row names: invisible to readers, and removed by
- * deliver_cleanup after DELIVER_ORPHAN_GRACE. The row is inserted only
- * after the blob file and its directory were fsynced, so a committed row
- * always names a whole, durable container. SQLite runs WAL with
- * synchronous=FULL, so COMMIT returns after the WAL is on disk. Only then
- * does the caller answer 250 / exit 0. A failed fsync is never retried: it
- * becomes a temporary failure.
+ * row is committed. Before the commit a crash leaves blobs that no row
+ * names: invisible to readers, and removed by deliver_cleanup after
+ * DELIVER_ORPHAN_GRACE. The rows are inserted only after every blob file
+ * of the batch and every directory holding one were fsynced, so a
+ * committed row always names a whole, durable container. SQLite runs WAL
+ * with synchronous=FULL, so COMMIT returns after the WAL is on disk. Only
+ * then does the caller answer 250 / exit 0. A failed fsync is never
+ * retried: the messages it touches become temporary failures, and a
+ * failed commit fails every message of its batch (none of it is
+ * acknowledged).
  *
  * Trusts: the recipients (resolved by deliver_rcpt_check) and the config.
  * The message is hostile and only ever touched by the MIME child.
@@ -35,7 +40,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <sodium.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -93,9 +100,10 @@ struct deliver_ctx *deliver_open(struct config *cfg, char **err)
     struct stat st;
     if (stat(dbpath, &st) < 0 || stat(d->blobs_dir, &st) < 0 || stat(d->tmp_dir, &st) < 0) {
         if (errno == EACCES)
-            *err = xasprintf("data directory %s: permission denied (it must belong to the user "
-                             "sealpost runs as: run `sealpost init` as root with [server] user set)",
-                             cfg->data_dir);
+            *err =
+                xasprintf("data directory %s: permission denied (it must belong to the user "
+                          "sealpost runs as: run `sealpost init` as root with [server] user set)",
+                          cfg->data_dir);
         else
             *err = xasprintf("data directory %s is not initialised (run: sealpost init)",
                              cfg->data_dir);
@@ -253,6 +261,54 @@ done:
 
 /* ---- one delivery ---- */
 
+/*
+ * Blob directories (blobs/XX/, XX = the first two characters of the blob
+ * id). Items prepared in the same short window share one directory: the
+ * committer moves the prefix on for every batch it takes, so a batch's
+ * blobs usually sit in one or two directories and need one directory fsync
+ * each, not one per item. The rest of a blob id stays random (18 symbols,
+ * about 89 bits), so ids stay unguessable and unique.
+ *
+ * A directory is used for a committed row only once its own entry in
+ * blobs/ is known durable: the first batch of this process that uses it
+ * fsyncs blobs/ too (a directory left by an earlier process may never have
+ * been synced if that process died in between).
+ */
+#define BLOB_PREFIX_LEN 2
+#define BLOB_ALPHA_N (sizeof(RAND_ALPHA_LOWER) - 1)
+#define BLOB_DIRS (BLOB_ALPHA_N * BLOB_ALPHA_N)
+
+static pthread_mutex_t blob_prefix_lock = PTHREAD_MUTEX_INITIALIZER;
+static char blob_prefix[BLOB_PREFIX_LEN + 1];
+static bool blob_dir_durable[BLOB_DIRS]; /* under blob_prefix_lock */
+
+void deliver_blob_prefix_next(void)
+{
+    pthread_mutex_lock(&blob_prefix_lock);
+    rand_string(blob_prefix, BLOB_PREFIX_LEN, RAND_ALPHA_LOWER);
+    pthread_mutex_unlock(&blob_prefix_lock);
+}
+
+static void blob_id_new(char out[RAND_ID_LEN + 1])
+{
+    rand_id(out);
+    pthread_mutex_lock(&blob_prefix_lock);
+    if (blob_prefix[0] == '\0')
+        rand_string(blob_prefix, BLOB_PREFIX_LEN, RAND_ALPHA_LOWER);
+    memcpy(out, blob_prefix, BLOB_PREFIX_LEN);
+    pthread_mutex_unlock(&blob_prefix_lock);
+}
+
+/* Index of a blob's directory in blob_dir_durable. */
+static size_t blob_dir_index(const char *blob)
+{
+    const char *a = strchr(RAND_ALPHA_LOWER, blob[0]);
+    const char *b = strchr(RAND_ALPHA_LOWER, blob[1]);
+    if (a == NULL || b == NULL || blob[0] == '\0' || blob[1] == '\0')
+        msg_panic("blob_dir_index: blob id outside the alphabet");
+    return (size_t)(a - RAND_ALPHA_LOWER) * BLOB_ALPHA_N + (size_t)(b - RAND_ALPHA_LOWER);
+}
+
 struct part_info {
     enum mime_part_kind kind;
     char *name;
@@ -261,23 +317,29 @@ struct part_info {
 };
 
 struct item_out {
-    const struct rcpt *rcpt;
+    const struct rcpt *rcpt; /* only while preparing */
+    int64_t user_id;
+    char *user_name;
     char id[RAND_ID_LEN + 1];
     char blob[RAND_ID_LEN + 1];
     unsigned char *key; /* locked */
     unsigned char sealed_key[VAULT_SEALED_KEY_BYTES];
-    char *tmp_path;
-    char *final_path;
-    FILE *f;
+    char *dir;  /* blobs/XX */
+    char *path; /* blobs/XX/blob, created by us */
+    FILE *f;    /* open until the commit has synced it */
     struct vault_writer *w;
-    int renamed;
+    bool keep; /* committed: the file stays */
     unsigned char *meta;
     size_t meta_len;
     uint64_t file_size;
 };
 
-struct delivery {
-    struct deliver_ctx *d;
+/*
+ * One message on its way: containers written (not yet durable), metadata
+ * records sealed. Also the sink of the MIME parse while it is prepared.
+ */
+struct deliver_pending {
+    struct deliver_ctx *d; /* only while preparing */
     struct item_out *items;
     size_t n;
     uint32_t next_index;
@@ -285,10 +347,16 @@ struct delivery {
     size_t nparts;
     char *subject, *from, *to, *date, *message_id;
     int io_error; /* errno of the first write failure */
+    int lock_fd;  /* shared flock from the first file to the commit */
+    time_t received;
+    uint64_t original_size;
+    uint32_t flags;
+    char queue_id[RAND_ID_LEN + 1];
 };
 
-static int all_writers(struct delivery *dl, int (*fn)(struct vault_writer *, const void *, size_t),
-                       const void *p, size_t n)
+static int all_writers(struct deliver_pending *dl,
+                       int (*fn)(struct vault_writer *, const void *, size_t), const void *p,
+                       size_t n)
 {
     for (size_t i = 0; i < dl->n; i++) {
         if (fn(dl->items[i].w, p, n) < 0) {
@@ -318,7 +386,7 @@ static char *dup_or_null(const char *s)
 
 static int sink_headers(void *ctx, const struct mime_headers *h)
 {
-    struct delivery *dl = ctx;
+    struct deliver_pending *dl = ctx;
     dl->subject = dup_or_null(h->subject);
     dl->from = dup_or_null(h->from);
     dl->to = dup_or_null(h->to);
@@ -329,7 +397,7 @@ static int sink_headers(void *ctx, const struct mime_headers *h)
 
 static int sink_part_begin(void *ctx, enum mime_part_kind kind, const char *name, const char *type)
 {
-    struct delivery *dl = ctx;
+    struct deliver_pending *dl = ctx;
     uint32_t index = dl->next_index++;
     for (size_t i = 0; i < dl->n; i++) {
         if (vault_part_begin(dl->items[i].w, index) < 0) {
@@ -345,7 +413,7 @@ static int sink_part_begin(void *ctx, enum mime_part_kind kind, const char *name
 
 static int sink_part_data(void *ctx, const void *p, size_t n)
 {
-    struct delivery *dl = ctx;
+    struct deliver_pending *dl = ctx;
     dl->parts[dl->nparts - 1].size += n;
     return all_writers(dl, w_write, p, n);
 }
@@ -355,22 +423,23 @@ static int sink_part_end(void *ctx)
     return all_writers(ctx, w_end, NULL, 0);
 }
 
-static void delivery_free(struct delivery *dl)
+void deliver_pending_free(struct deliver_pending *dl)
 {
+    if (dl == NULL)
+        return;
     for (size_t i = 0; i < dl->n; i++) {
         struct item_out *it = &dl->items[i];
         if (it->w)
             (void)vault_writer_free(it->w);
         if (it->f)
             fclose(it->f);
-        if (it->tmp_path)
-            unlink(it->tmp_path);
-        if (it->renamed)
-            unlink(it->final_path); /* never committed: not referenced */
+        if (it->path && !it->keep)
+            unlink(it->path); /* never committed: not referenced */
         if (it->key)
             sodium_free(it->key);
-        free(it->tmp_path);
-        free(it->final_path);
+        free(it->user_name);
+        free(it->dir);
+        free(it->path);
         free(it->meta);
     }
     free(dl->items);
@@ -384,6 +453,9 @@ static void delivery_free(struct delivery *dl)
     free(dl->to);
     free(dl->date);
     free(dl->message_id);
+    if (dl->lock_fd >= 0)
+        close(dl->lock_fd); /* releases the shared lock */
+    free(dl);
 }
 
 static enum sp_status status_from_errno(int e)
@@ -394,9 +466,12 @@ static enum sp_status status_from_errno(int e)
 static const char *kind_name(enum mime_part_kind k)
 {
     switch (k) {
-    case MIME_PART_TEXT: return "text";
-    case MIME_PART_HTML: return "html";
-    default: return "attachment";
+    case MIME_PART_TEXT:
+        return "text";
+    case MIME_PART_HTML:
+        return "html";
+    default:
+        return "attachment";
     }
 }
 
@@ -406,7 +481,7 @@ static json_t *jstr(const char *s)
 }
 
 /* The metadata record of one item (docs/FORMATS.md "Metadata record"). */
-static char *meta_build(const struct delivery *dl, const struct item_out *it,
+static char *meta_build(const struct deliver_pending *dl, const struct item_out *it,
                         const struct arrival *a, time_t received, uint64_t original_size,
                         uint32_t flags)
 {
@@ -447,16 +522,22 @@ static char *meta_build(const struct delivery *dl, const struct item_out *it,
     return s;
 }
 
-/* Opens the temp container of one recipient and seals the original into it. */
-static enum sp_status item_open(struct delivery *dl, struct item_out *it)
+/*
+ * Creates the container of one recipient under its final name and starts
+ * it. The name is no promise: only a committed row makes an item, so a
+ * crash before the commit leaves an unreferenced blob for deliver_cleanup.
+ */
+static enum sp_status item_open(struct deliver_pending *dl, struct item_out *it)
 {
     struct deliver_ctx *d = dl->d;
     struct db_user u = {0};
     enum db_rc r = db_user_get_by_id(d->db, it->rcpt->user_id, &u);
     if (r != DB_OK)
         return r == DB_NOTFOUND ? SP_UNKNOWN_USER : status_from_db(r);
+    it->user_id = it->rcpt->user_id;
+    it->user_name = xstrdup(it->rcpt->user_name ? it->rcpt->user_name : u.name);
     rand_id(it->id);
-    rand_id(it->blob);
+    blob_id_new(it->blob);
     it->key = sodium_malloc(VAULT_KEY_BYTES);
     if (it->key == NULL) {
         db_user_clear(&u);
@@ -465,14 +546,24 @@ static enum sp_status item_open(struct delivery *dl, struct item_out *it)
     vault_key_new(it->key);
     vault_key_seal(it->key, u.public_key, it->sealed_key);
     db_user_clear(&u);
-    it->tmp_path = xasprintf("%s/%s.tmp", d->tmp_dir, it->blob);
-    it->final_path = xasprintf("%s/%.2s/%s", d->blobs_dir, it->blob, it->blob);
-    int fd = open(it->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 || (it->f = fdopen(fd, "w")) == NULL) {
+    it->dir = xasprintf("%s/%.*s", d->blobs_dir, BLOB_PREFIX_LEN, it->blob);
+    if (mkdir(it->dir, 0700) < 0 && errno != EEXIST) {
         int e = errno;
-        if (fd >= 0)
-            close(fd);
-        msg_error("deliver: cannot create %s: %s", it->tmp_path, strerror(e));
+        msg_error("deliver: mkdir %s: %s", it->dir, strerror(e));
+        return status_from_errno(e);
+    }
+    char *path = xasprintf("%s/%s", it->dir, it->blob);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int e = errno;
+        msg_error("deliver: cannot create %s: %s", path, strerror(e));
+        free(path);
+        return status_from_errno(e);
+    }
+    it->path = path; /* ours from here on: unlinked unless committed */
+    if ((it->f = fdopen(fd, "w")) == NULL) {
+        int e = errno;
+        close(fd);
         return status_from_errno(e);
     }
     it->w = vault_writer_new(it->f, it->id, it->key);
@@ -481,7 +572,7 @@ static enum sp_status item_open(struct delivery *dl, struct item_out *it)
     return SP_OK;
 }
 
-static enum sp_status seal_original(struct delivery *dl, int fd, const char *trace,
+static enum sp_status seal_original(struct deliver_pending *dl, int fd, const char *trace,
                                     uint64_t *size)
 {
     for (size_t i = 0; i < dl->n; i++)
@@ -521,67 +612,28 @@ static enum sp_status seal_original(struct delivery *dl, int fd, const char *tra
     return s;
 }
 
-/* Makes one container durable under its final name (see the crash reasoning on top). */
-static enum sp_status item_commit_file(struct deliver_ctx *d, struct item_out *it)
+/* Ends a container's writing and starts its write-back (not yet durable:
+ * deliver_commit syncs it). */
+static enum sp_status item_finish(struct item_out *it)
 {
     int r = vault_writer_free(it->w);
     it->w = NULL;
     if (r < 0 || fflush(it->f) != 0)
         return status_from_errno(errno);
-    int fd = fileno(it->f);
-    struct stat st;
-    if (fsync(fd) < 0 || fstat(fd, &st) < 0) {
-        int e = errno;
-        msg_error("deliver: fsync %s: %s", it->tmp_path, strerror(e));
-        return status_from_errno(e);
-    }
-    it->file_size = (uint64_t)st.st_size;
-    FILE *f = it->f;
-    it->f = NULL;
-    if (fclose(f) != 0)
-        return status_from_errno(errno);
-    char *dir = xasprintf("%s/%.2s", d->blobs_dir, it->blob);
-    if (mkdir(dir, 0700) == 0) {
-        if (fsync_dir(d->blobs_dir) < 0) {
-            int e = errno;
-            free(dir);
-            return status_from_errno(e);
-        }
-    } else if (errno != EEXIST) {
-        int e = errno;
-        msg_error("deliver: mkdir %s: %s", dir, strerror(e));
-        free(dir);
-        return status_from_errno(e);
-    }
-    if (rename(it->tmp_path, it->final_path) < 0) {
-        int e = errno;
-        msg_error("deliver: rename to %s: %s", it->final_path, strerror(e));
-        free(dir);
-        return status_from_errno(e);
-    }
-    free(it->tmp_path);
-    it->tmp_path = NULL;
-    it->renamed = 1;
-    int fr = fsync_dir(dir);
-    int e = errno;
-    free(dir);
-    if (fr < 0) {
-        msg_error("deliver: fsync of blob directory: %s", strerror(e));
-        return status_from_errno(e);
-    }
+    /* Only a hint that lets the disk work while the message waits for its
+     * batch; errors surface in the commit's fsync. */
+    (void)sync_file_range(fileno(it->f), 0, 0, SYNC_FILE_RANGE_WRITE);
     return SP_OK;
 }
 
-enum sp_status deliver_message(struct deliver_ctx *d, int fd, const struct rcpt *rcpts, size_t n,
-                               const struct arrival *a, char queue_id[RAND_ID_LEN + 1])
+enum sp_status deliver_prepare(struct deliver_ctx *d, int fd, const struct rcpt *rcpts, size_t n,
+                               const struct arrival *a, char queue_id[RAND_ID_LEN + 1],
+                               struct deliver_pending **out)
 {
-    struct delivery dl = {.d = d, .next_index = VAULT_PART_ORIGINAL + 1};
     enum sp_status s = SP_OK;
-    uint64_t original_size = 0;
-    uint32_t flags = 0;
-    time_t received = time(NULL);
     struct stat st;
 
+    *out = NULL;
     if (queue_id[0] == '\0')
         rand_id(queue_id);
     if (n == 0)
@@ -589,27 +641,35 @@ enum sp_status deliver_message(struct deliver_ctx *d, int fd, const struct rcpt 
     if (fstat(fd, &st) < 0)
         return SP_TEMPFAIL;
     if ((uint64_t)st.st_size > d->cfg->message_size_limit) {
-        msg_info("%s: status=refused, reason=too_big, size=%lld", queue_id,
-                 (long long)st.st_size);
+        msg_info("%s: status=refused, reason=too_big, size=%lld", queue_id, (long long)st.st_size);
         return SP_TOO_BIG;
     }
 
-    if (flock(d->lock_fd, LOCK_SH) < 0) {
+    struct deliver_pending *dl = xcalloc(1, sizeof(*dl));
+    dl->d = d;
+    dl->next_index = VAULT_PART_ORIGINAL + 1;
+    dl->received = time(NULL);
+    memcpy(dl->queue_id, queue_id, sizeof(dl->queue_id));
+    /* Our own descriptor (flock belongs to the open file description), held
+     * until the pending is committed or dropped, whichever thread does it. */
+    dl->lock_fd = open(d->lock_path, O_RDWR | O_CLOEXEC);
+    if (dl->lock_fd < 0 || flock(dl->lock_fd, LOCK_SH) < 0) {
         msg_error("%s: lock %s: %s", queue_id, d->lock_path, strerror(errno));
+        deliver_pending_free(dl);
         return SP_TEMPFAIL;
     }
-    dl.items = xcalloc(n, sizeof(*dl.items));
-    dl.n = n;
+    dl->items = xcalloc(n, sizeof(*dl->items));
+    dl->n = n;
     for (size_t i = 0; i < n && s == SP_OK; i++) {
-        dl.items[i].rcpt = &rcpts[i];
-        s = item_open(&dl, &dl.items[i]);
+        dl->items[i].rcpt = &rcpts[i];
+        s = item_open(dl, &dl->items[i]);
     }
     if (s == SP_OK)
-        s = seal_original(&dl, fd, a ? a->trace : NULL, &original_size);
+        s = seal_original(dl, fd, a ? a->trace : NULL, &dl->original_size);
 
     /* The isolated parse; a failure degrades to "original only, flagged". */
     if (s == SP_OK) {
-        uint64_t mark = vault_writer_offset(dl.items[0].w);
+        uint64_t mark = vault_writer_offset(dl->items[0].w);
         struct mime_limits lim = {
             .memory = d->cfg->parser_memory_limit,
             .cpu_seconds = d->cfg->parser_cpu_limit,
@@ -618,54 +678,179 @@ enum sp_status deliver_message(struct deliver_ctx *d, int fd, const struct rcpt 
             .max_depth = d->cfg->mime_max_depth,
             .header_size = d->cfg->header_size_limit,
         };
-        struct mime_sink sink = {&dl, sink_headers, sink_part_begin, sink_part_data,
-                                 sink_part_end};
+        struct mime_sink sink = {dl, sink_headers, sink_part_begin, sink_part_data, sink_part_end};
         int sink_err = 0;
-        flags = mime_parse_isolated(fd, &lim, &sink, &sink_err);
-        if (dl.io_error) {
-            s = status_from_errno(dl.io_error);
-        } else if (flags & MIME_F_PARSER_FAILED) {
+        dl->flags = mime_parse_isolated(fd, &lim, &sink, &sink_err);
+        if (dl->io_error) {
+            s = status_from_errno(dl->io_error);
+        } else if (dl->flags & MIME_F_PARSER_FAILED) {
             for (size_t i = 0; i < n && s == SP_OK; i++)
-                if (vault_writer_rewind(dl.items[i].w, mark) < 0)
+                if (vault_writer_rewind(dl->items[i].w, mark) < 0)
                     s = status_from_errno(errno);
-            for (size_t i = 0; i < dl.nparts; i++) {
-                free(dl.parts[i].name);
-                free(dl.parts[i].type);
+            for (size_t i = 0; i < dl->nparts; i++) {
+                free(dl->parts[i].name);
+                free(dl->parts[i].type);
             }
-            dl.nparts = 0;
+            dl->nparts = 0;
             msg_warn("%s: parser failed; keeping the sealed original only", queue_id);
         }
     }
 
-    /* Metadata records, then durable files. */
+    /* Metadata records, then the files are finished (durable at the commit). */
     for (size_t i = 0; i < n && s == SP_OK; i++) {
-        struct item_out *it = &dl.items[i];
-        char *m = meta_build(&dl, it, a, received, original_size, flags);
+        struct item_out *it = &dl->items[i];
+        char *m = meta_build(dl, it, a, dl->received, dl->original_size, dl->flags);
         if (vault_seal_buf(it->id, it->key, VAULT_PART_META, m, strlen(m), &it->meta,
                            &it->meta_len) < 0)
             s = SP_TEMPFAIL;
         sodium_memzero(m, strlen(m));
         free(m);
         if (s == SP_OK)
-            s = item_commit_file(d, it);
+            s = item_finish(it);
+        sodium_free(it->key); /* sealed into sealed_key; not needed any more */
+        it->key = NULL;
+        it->rcpt = NULL;
     }
+    dl->d = NULL;
+    if (s != SP_OK) {
+        msg_warn("%s: rcpts=%zu, status=deferred, reason=%s", queue_id, n, sp_status_name(s));
+        deliver_pending_free(dl);
+        return s;
+    }
+    *out = dl;
+    return SP_OK;
+}
 
-    /* One transaction for every recipient: all or nothing. */
-    if (s == SP_OK) {
-        enum db_rc r = db_begin(d->db);
-        for (size_t i = 0; i < n && r == DB_OK && s == SP_OK; i++) {
-            struct item_out *it = &dl.items[i];
-            struct db_user u = {0};
-            uint64_t size = it->file_size + it->meta_len;
-            r = db_user_get_by_id(d->db, it->rcpt->user_id, &u);
-            if (r == DB_OK)
-                s = quota_check(d, &u, size);
-            db_user_clear(&u);
-            if (r != DB_OK || s != SP_OK)
-                break;
-            struct db_item row = {.user_id = it->rcpt->user_id,
-                                  .received = received,
-                                  .size = (int64_t)size,
+/* Makes one container's bytes durable (the directory entry comes later). */
+static enum sp_status item_sync(const char *qid, struct item_out *it)
+{
+    int fd = fileno(it->f);
+    struct stat st;
+    /* Never retried: a failed fsync may have dropped the dirty pages, a
+     * second one would succeed on nothing (RULES.md 1). */
+    if (fsync(fd) < 0 || fstat(fd, &st) < 0) {
+        int e = errno;
+        msg_error("%s: fsync %s: %s", qid, it->path, strerror(e));
+        return status_from_errno(e);
+    }
+    it->file_size = (uint64_t)st.st_size;
+    FILE *f = it->f;
+    it->f = NULL;
+    if (fclose(f) != 0)
+        return status_from_errno(errno);
+    return SP_OK;
+}
+
+/* Whether any item of p lives in directory index di. */
+static bool pending_uses_dir(const struct deliver_pending *p, size_t di)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (blob_dir_index(p->items[i].blob) == di)
+            return true;
+    return false;
+}
+
+/* Directory entries: every blob directory the batch uses, once each, and
+ * blobs/ itself when a directory is new to this process. */
+static void batch_sync_dirs(struct deliver_ctx *d, struct deliver_pending **pv, size_t n,
+                            enum sp_status *st)
+{
+    size_t *dirs = xcalloc(BLOB_DIRS, sizeof(*dirs)); /* 1 + index of an item using it */
+    size_t ndirs = 0;
+    bool top = false;
+    size_t *list = xmalloc(BLOB_DIRS * sizeof(*list));
+    for (size_t k = 0; k < n; k++) {
+        if (st[k] != SP_OK)
+            continue;
+        for (size_t i = 0; i < pv[k]->n; i++) {
+            size_t di = blob_dir_index(pv[k]->items[i].blob);
+            if (dirs[di])
+                continue;
+            dirs[di] = k + 1;
+            list[ndirs++] = di;
+            pthread_mutex_lock(&blob_prefix_lock);
+            top |= !blob_dir_durable[di];
+            pthread_mutex_unlock(&blob_prefix_lock);
+        }
+    }
+    if (top && fsync_dir(d->blobs_dir) < 0) {
+        int e = errno;
+        msg_error("deliver: fsync of %s: %s", d->blobs_dir, strerror(e));
+        for (size_t k = 0; k < n; k++)
+            if (st[k] == SP_OK)
+                st[k] = status_from_errno(e);
+        goto out;
+    }
+    for (size_t j = 0; j < ndirs; j++) {
+        size_t di = list[j];
+        const struct deliver_pending *p = pv[dirs[di] - 1];
+        const char *dir = NULL;
+        for (size_t i = 0; i < p->n && dir == NULL; i++)
+            if (blob_dir_index(p->items[i].blob) == di)
+                dir = p->items[i].dir;
+        if (fsync_dir(dir) < 0) {
+            int e = errno;
+            msg_error("deliver: fsync of blob directory %s: %s", dir, strerror(e));
+            for (size_t k = 0; k < n; k++)
+                if (st[k] == SP_OK && pending_uses_dir(pv[k], di))
+                    st[k] = status_from_errno(e);
+            continue;
+        }
+        if (top) {
+            pthread_mutex_lock(&blob_prefix_lock);
+            blob_dir_durable[di] = true;
+            pthread_mutex_unlock(&blob_prefix_lock);
+        }
+    }
+out:
+    free(list);
+    free(dirs);
+}
+
+/* Quota of every item of p, counting the items before it in this
+ * transaction (the store sees our own uncommitted rows) and in p. */
+static enum sp_status pending_quota(struct deliver_ctx *d, const struct deliver_pending *p,
+                                    enum db_rc *r)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        const struct item_out *it = &p->items[i];
+        uint64_t size = it->file_size + it->meta_len;
+        for (size_t j = 0; j < i; j++)
+            if (p->items[j].user_id == it->user_id)
+                size += p->items[j].file_size + p->items[j].meta_len;
+        struct db_user u = {0};
+        *r = db_user_get_by_id(d->db, it->user_id, &u);
+        enum sp_status s = *r == DB_OK ? quota_check(d, &u, size) : SP_OK;
+        db_user_clear(&u);
+        if (*r != DB_OK)
+            return status_from_db(*r);
+        if (s != SP_OK)
+            return s;
+    }
+    return SP_OK;
+}
+
+/* One transaction for every message of the batch still standing. */
+static void batch_insert(struct deliver_ctx *d, struct deliver_pending **pv, size_t n,
+                         enum sp_status *st)
+{
+    size_t live = 0;
+    for (size_t k = 0; k < n; k++)
+        live += st[k] == SP_OK;
+    if (live == 0)
+        return;
+    enum db_rc r = db_begin(d->db);
+    for (size_t k = 0; k < n && r == DB_OK; k++) {
+        struct deliver_pending *p = pv[k];
+        if (st[k] != SP_OK)
+            continue;
+        /* A message over quota is refused alone, before any of its rows. */
+        st[k] = pending_quota(d, p, &r);
+        for (size_t i = 0; i < p->n && st[k] == SP_OK && r == DB_OK; i++) {
+            struct item_out *it = &p->items[i];
+            struct db_item row = {.user_id = it->user_id,
+                                  .received = p->received,
+                                  .size = (int64_t)(it->file_size + it->meta_len),
                                   .sealed_key = it->sealed_key,
                                   .sealed_key_len = sizeof(it->sealed_key),
                                   .meta = it->meta,
@@ -674,30 +859,66 @@ enum sp_status deliver_message(struct deliver_ctx *d, int fd, const struct rcpt 
             memcpy(row.blob, it->blob, sizeof(it->blob));
             r = db_item_insert(d->db, &row);
         }
-        if (r == DB_OK && s == SP_OK)
-            r = db_commit(d->db);
-        if (r != DB_OK || s != SP_OK) {
-            db_rollback(d->db);
-            if (s == SP_OK)
-                s = status_from_db(r);
-        } else {
-            for (size_t i = 0; i < n; i++)
-                dl.items[i].renamed = 0; /* committed: keep the files */
-        }
     }
+    if (r == DB_OK)
+        r = db_commit(d->db);
+    if (r != DB_OK) {
+        /* Nothing of the batch is committed: every message in it fails. */
+        db_rollback(d->db);
+        for (size_t k = 0; k < n; k++)
+            if (st[k] == SP_OK || st[k] == SP_OVER_QUOTA)
+                st[k] = status_from_db(r);
+        return;
+    }
+    for (size_t k = 0; k < n; k++)
+        if (st[k] == SP_OK)
+            for (size_t i = 0; i < pv[k]->n; i++)
+                pv[k]->items[i].keep = true; /* committed: keep the files */
+}
 
-    char fl[256];
-    mime_flags_format(flags, fl, sizeof(fl));
-    if (s == SP_OK) {
-        for (size_t i = 0; i < n; i++)
-            msg_info("%s: user=%s, item=%s, size=%llu, parts=%zu, flags=%s, status=delivered",
-                     queue_id, scrub(rcpts[i].user_name), dl.items[i].id,
-                     (unsigned long long)original_size, dl.nparts + 1, fl[0] ? fl : "none");
-    } else {
-        msg_warn("%s: rcpts=%zu, status=deferred, reason=%s", queue_id, n, sp_status_name(s));
+void deliver_commit(struct deliver_ctx *d, struct deliver_pending **pv, size_t n,
+                    enum sp_status *st)
+{
+    /* 1. Every container's bytes (one fsync each, never retried). */
+    for (size_t k = 0; k < n; k++) {
+        st[k] = SP_OK;
+        for (size_t i = 0; i < pv[k]->n && st[k] == SP_OK; i++)
+            st[k] = item_sync(pv[k]->queue_id, &pv[k]->items[i]);
     }
-    delivery_free(&dl);
-    flock(d->lock_fd, LOCK_UN);
+    /* 2. Their directory entries. 3. The rows, in one transaction: SQLite
+     * WAL with synchronous=FULL returns from COMMIT once the WAL is on disk.
+     * Only then is a message's status SP_OK, so 250 always follows a
+     * durable file, a durable entry and a committed row. */
+    batch_sync_dirs(d, pv, n, st);
+    batch_insert(d, pv, n, st);
+
+    for (size_t k = 0; k < n; k++) {
+        struct deliver_pending *p = pv[k];
+        char fl[256];
+        mime_flags_format(p->flags, fl, sizeof(fl));
+        if (st[k] == SP_OK) {
+            for (size_t i = 0; i < p->n; i++)
+                msg_info("%s: user=%s, item=%s, size=%llu, parts=%zu, flags=%s, "
+                         "status=delivered",
+                         p->queue_id, scrub(p->items[i].user_name), p->items[i].id,
+                         (unsigned long long)p->original_size, p->nparts + 1, fl[0] ? fl : "none");
+        } else {
+            msg_warn("%s: rcpts=%zu, status=deferred, reason=%s", p->queue_id, p->n,
+                     sp_status_name(st[k]));
+        }
+        deliver_pending_free(p);
+        pv[k] = NULL;
+    }
+}
+
+enum sp_status deliver_message(struct deliver_ctx *d, int fd, const struct rcpt *rcpts, size_t n,
+                               const struct arrival *a, char queue_id[RAND_ID_LEN + 1])
+{
+    struct deliver_pending *p = NULL;
+    enum sp_status s = deliver_prepare(d, fd, rcpts, n, a, queue_id, &p);
+    if (s != SP_OK)
+        return s;
+    deliver_commit(d, &p, 1, &s);
     return s;
 }
 

@@ -8,7 +8,8 @@
  * Contract: deliver_message returns SP_OK only when every recipient's item
  * (sealed original, parsed parts, sealed metadata) is on stable storage and
  * committed (RULES.md 1). Recipients are all-or-nothing: one transaction
- * holds every recipient's item, so a 4xx never leaves some of them behind.
+ * holds every recipient's item, so a 4xx never leaves some of them behind
+ * (with group commit one transaction holds several messages).
  */
 #ifndef SEALPOST_DELIVER_H
 #define SEALPOST_DELIVER_H
@@ -68,6 +69,29 @@ struct arrival {
 enum sp_status deliver_message(struct deliver_ctx *d, int fd, const struct rcpt *rcpts, size_t n,
                                const struct arrival *a, char queue_id[RAND_ID_LEN + 1])
     __attribute__((warn_unused_result));
+
+/*
+ * The same in two steps, for group commit. deliver_prepare does all the
+ * work but the durability: on SP_OK *out holds the message (containers
+ * written, not yet synced). deliver_commit makes pv[0..n) durable with
+ * one fsync per container, one per blob directory and one transaction,
+ * and sets st[k] to SP_OK only for a message whose every item and row is
+ * durable and committed; it logs each message and frees every pending.
+ * Any thread may commit or free a pending (it owns its descriptors and
+ * its share of the cleanup lock); the committing context must use the
+ * same data directory.
+ */
+struct deliver_pending;
+enum sp_status deliver_prepare(struct deliver_ctx *d, int fd, const struct rcpt *rcpts, size_t n,
+                               const struct arrival *a, char queue_id[RAND_ID_LEN + 1],
+                               struct deliver_pending **out) __attribute__((warn_unused_result));
+void deliver_commit(struct deliver_ctx *d, struct deliver_pending **pv, size_t n,
+                    enum sp_status *st);
+/* Drops a pending without committing it (its files are removed). */
+void deliver_pending_free(struct deliver_pending *p);
+/* Moves new blobs to another directory (the committer calls it per batch,
+ * so that one batch's blobs share few directories). */
+void deliver_blob_prefix_next(void);
 
 /*
  * Removes crash leftovers in the data directory: temp files, and blobs no

@@ -12,8 +12,17 @@
  * Each session has at most one job at a time, so the queue is bounded by
  * the number of sessions, and memory by the workers in use.
  *
- * Workers touch only the job (their own copies of every string), never the
- * session.
+ * Group commit: a worker only prepares a message (deliver_prepare: sealed
+ * containers written, metadata sealed) and hands it to the committer
+ * thread, then takes the next job. The committer takes every message
+ * waiting, makes the whole batch durable at once (deliver_commit: an fsync
+ * per container, one per blob directory, one transaction), and only then
+ * puts each job on the done list, so the session answers 250 only for a
+ * message whose transaction committed, and 4xx for every message of a
+ * batch that failed. While one batch commits the next one gathers.
+ *
+ * Workers and the committer touch only the job (their own copies of every
+ * string), never the session.
  */
 #include "smtpd/smtpd_auth.h"
 #include "smtpd/smtpd_int.h"
@@ -27,6 +36,16 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+/* Most messages one transaction commits. */
+#define SMTPD_COMMIT_BATCH_MAX 64
+
+/* A prepared message waiting for the committer. */
+struct commit_item {
+    struct commit_item *next;
+    struct smtpd_job *job;
+    struct deliver_pending *pending;
+};
+
 struct smtpd_pool {
     unsigned n;
     pthread_t *threads;
@@ -37,6 +56,12 @@ struct smtpd_pool {
     struct smtpd_job *done;        /* finished, newest first */
     bool stop;
     int efd;
+    /* The committer, under lock too. */
+    pthread_t committer;
+    bool committer_started;
+    pthread_cond_t commit_cond;
+    struct commit_item *c_head, *c_tail;
+    bool commit_stop;
 };
 
 struct smtpd_job *smtpd_job_new(enum smtpd_job_kind kind, struct smtpd_session *s)
@@ -107,12 +132,28 @@ static void job_rcpt(struct worker *w, struct smtpd_job *j)
     j->status = deliver_rcpt_check(dc, j->address, j->size_hint, &j->rcpt);
 }
 
-static void job_deliver(struct worker *w, struct smtpd_job *j)
+static void commit_push(struct smtpd_pool *p, struct smtpd_job *j, struct deliver_pending *pend)
+{
+    struct commit_item *c = xcalloc(1, sizeof(*c));
+    c->job = j;
+    c->pending = pend;
+    pthread_mutex_lock(&p->lock);
+    if (p->c_tail)
+        p->c_tail->next = c;
+    else
+        p->c_head = c;
+    p->c_tail = c;
+    pthread_cond_signal(&p->commit_cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Returns true when the job went to the committer (it finishes it). */
+static bool job_deliver(struct smtpd_pool *p, struct worker *w, struct smtpd_job *j)
 {
     struct deliver_ctx *dc = worker_ctx(w, j->cfg);
     if (dc == NULL) {
         j->status = SP_TEMPFAIL;
-        return;
+        return false;
     }
     /* DKIM and SPF of the message (bounded by dns_timeout), then the
      * Authentication-Results line goes below our Received: line. */
@@ -145,9 +186,81 @@ static void job_deliver(struct worker *w, struct smtpd_job *j)
         .dkim = rq.dkim ? dkim : NULL,
         .spf = rq.spf ? (ar->spf[0] ? ar->spf : "none") : NULL,
     };
-    j->status = deliver_message(dc, j->fd, j->rcpts, j->nrcpts, &a, j->queue_id);
+    struct deliver_pending *pend = NULL;
+    j->status = deliver_prepare(dc, j->fd, j->rcpts, j->nrcpts, &a, j->queue_id, &pend);
     free(trace);
     free(ar);
+    if (j->status != SP_OK)
+        return false;
+    commit_push(p, j, pend);
+    return true;
+}
+
+/* Puts finished jobs on the done list and wakes the I/O thread once. */
+static void done_push(struct smtpd_pool *p, struct smtpd_job **jobs, size_t n)
+{
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < n; i++) {
+        jobs[i]->next = p->done;
+        p->done = jobs[i];
+    }
+    pthread_mutex_unlock(&p->lock);
+    uint64_t one = 1;
+    while (write(p->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+        ;
+}
+
+static void *committer_main(void *arg)
+{
+    struct smtpd_pool *p = arg;
+    struct worker w = {0};
+    struct deliver_pending *pv[SMTPD_COMMIT_BATCH_MAX];
+    struct smtpd_job *jobs[SMTPD_COMMIT_BATCH_MAX];
+    enum sp_status st[SMTPD_COMMIT_BATCH_MAX];
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        while (p->c_head == NULL && !p->commit_stop)
+            pthread_cond_wait(&p->commit_cond, &p->lock);
+        if (p->c_head == NULL) { /* stop, and nothing left */
+            pthread_mutex_unlock(&p->lock);
+            break;
+        }
+        /* Every message waiting, as long as they share a config snapshot
+         * (the store is opened with it). */
+        size_t n = 0;
+        struct config *cfg = p->c_head->job->cfg;
+        while (p->c_head && n < SMTPD_COMMIT_BATCH_MAX && p->c_head->job->cfg == cfg) {
+            struct commit_item *c = p->c_head;
+            p->c_head = c->next;
+            jobs[n] = c->job;
+            pv[n] = c->pending;
+            n++;
+            free(c);
+        }
+        if (p->c_head == NULL)
+            p->c_tail = NULL;
+        pthread_mutex_unlock(&p->lock);
+
+        /* Messages prepared from now on go to the next batch's directory. */
+        deliver_blob_prefix_next();
+        struct deliver_ctx *dc = worker_ctx(&w, cfg);
+        if (dc == NULL) {
+            for (size_t i = 0; i < n; i++) {
+                msg_warn("%s: status=deferred, reason=%s", jobs[i]->queue_id,
+                         sp_status_name(SP_TEMPFAIL));
+                deliver_pending_free(pv[i]);
+                st[i] = SP_TEMPFAIL;
+            }
+        } else {
+            deliver_commit(dc, pv, n, st);
+        }
+        for (size_t i = 0; i < n; i++)
+            jobs[i]->status = st[i];
+        done_push(p, jobs, n);
+    }
+    if (w.dc)
+        deliver_close(w.dc);
+    return NULL;
 }
 
 static void *worker_main(void *arg)
@@ -170,16 +283,9 @@ static void *worker_main(void *arg)
 
         if (j->kind == JOB_RCPT)
             job_rcpt(&w, j);
-        else
-            job_deliver(&w, j);
-
-        pthread_mutex_lock(&p->lock);
-        j->next = p->done;
-        p->done = j;
-        pthread_mutex_unlock(&p->lock);
-        uint64_t one = 1;
-        while (write(p->efd, &one, sizeof(one)) < 0 && errno == EINTR)
-            ;
+        else if (job_deliver(p, &w, j))
+            continue; /* the committer finishes it */
+        done_push(p, &j, 1);
     }
     if (w.dc)
         deliver_close(w.dc);
@@ -197,6 +303,7 @@ struct smtpd_pool *smtpd_pool_new(unsigned workers)
     p->threads = xcalloc(workers, sizeof(*p->threads));
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
+    pthread_cond_init(&p->commit_cond, NULL);
     p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (p->efd < 0)
         msg_fatal("eventfd: %s", strerror(errno));
@@ -205,6 +312,14 @@ struct smtpd_pool *smtpd_pool_new(unsigned workers)
 
 int smtpd_pool_start(struct smtpd_pool *p, char **err)
 {
+    if (!p->committer_started) {
+        int rc = pthread_create(&p->committer, NULL, committer_main, p);
+        if (rc != 0) {
+            *err = xasprintf("cannot start the committer thread: %s", strerror(rc));
+            return -1;
+        }
+        p->committer_started = true;
+    }
     for (; p->started < p->n; p->started++) {
         int rc = pthread_create(&p->threads[p->started], NULL, worker_main, p);
         if (rc != 0) {
@@ -267,6 +382,16 @@ void smtpd_pool_stop(struct smtpd_pool *p)
     for (unsigned i = 0; i < p->started; i++)
         pthread_join(p->threads[i], NULL);
     p->started = 0;
+    /* The workers are gone, so nothing more is handed over: the committer
+     * commits what is waiting, then stops. */
+    if (p->committer_started) {
+        pthread_mutex_lock(&p->lock);
+        p->commit_stop = true;
+        pthread_cond_broadcast(&p->commit_cond);
+        pthread_mutex_unlock(&p->lock);
+        pthread_join(p->committer, NULL);
+        p->committer_started = false;
+    }
 }
 
 void smtpd_pool_free(struct smtpd_pool *p)
@@ -282,9 +407,17 @@ void smtpd_pool_free(struct smtpd_pool *p)
         p->head = j->next;
         smtpd_job_free(j);
     }
+    struct commit_item *c;
+    while ((c = p->c_head) != NULL) {
+        p->c_head = c->next;
+        deliver_pending_free(c->pending);
+        smtpd_job_free(c->job);
+        free(c);
+    }
     close(p->efd);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->cond);
+    pthread_cond_destroy(&p->commit_cond);
     free(p->threads);
     free(p);
 }
