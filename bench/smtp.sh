@@ -81,6 +81,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+port_busy() { # port: whether something listens there already
+    $PY -c 'import socket, sys; sys.exit(0 if socket.socket().connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)' "$1"
+}
+
 wait_port() { # port: until something answers 220 there
     local i
     for i in $(seq 1 100); do
@@ -135,6 +139,7 @@ alias_database =
 biff = no
 maillog_file = $PF/maillog
 EOF
+    port_busy "$PF_PORT" && die "127.0.0.1:$PF_PORT is taken (BENCH_PF_PORT=)"
     postfix -c "$PF/etc" check >&2
     postfix -c "$PF/etc" start >&2
     wait_port "$PF_PORT"
@@ -186,6 +191,7 @@ EOF
 }
 
 sp_start() {
+    port_busy "$SP_PORT" && die "127.0.0.1:$SP_PORT is taken (BENCH_SP_PORT=)"
     ulimit -n $((IDLE_CONNS * 2 + 1024))
     "$SP" -c "$SPD/sealpost.conf" serve >>"$SPD/serve.log" 2>&1 &
     SERVE_PID=$!

@@ -82,6 +82,14 @@ void mime_global_init(void);
 uint32_t mime_parse_isolated(int fd, const struct mime_limits *lim,
                              const struct mime_sink *sink, int *sink_err);
 
+/*
+ * Parser children are pooled: mime_parse_isolated keeps a few alive
+ * between calls (each parses up to a bounded number of messages). This
+ * ends and reaps every idle one; children still parsing are not touched.
+ * Optional: a child also ends when this process does.
+ */
+void mime_pool_close(void);
+
 /* The same parse in this process (the child's body; also for fuzzing). */
 uint32_t mime_parse_inprocess(int fd, const struct mime_limits *lim,
                               const struct mime_sink *sink);

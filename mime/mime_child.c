@@ -1,12 +1,14 @@
 /*
- * mime_child — the sacrificial parser child (RULES.md 6): mime_parse_isolated
- * forks, the child parses under memory, CPU, file and core limits and
- * writes framed records to a pipe; the parent checks every record and
+ * mime_child — the sacrificial parser children (RULES.md 6):
+ * mime_parse_isolated hands the message to a child process from a small
+ * pool; the child parses under memory, CPU, file and core limits and
+ * writes framed records to its socket; the parent checks every record and
  * replays it to the caller's sink under a wall-clock deadline.
  *
  * Data flow: deliver (a worker thread) -> mime_parse_isolated(memfd) ->
- * fork -> child: mime_parse_inprocess -> pipe records -> parent: checks ->
- * the caller's sink (which encrypts into the vault item).
+ * pool child (memfd passed with SCM_RIGHTS): mime_parse_inprocess ->
+ * socket records -> parent: checks -> the caller's sink (which encrypts
+ * into the vault item).
  *
  * Trust: the parent trusts nothing the child sends. Records have a type and
  * a length checked against a per-type maximum before anything is read; the
@@ -40,17 +42,26 @@
  * handlers, no stdio flush of the parent's buffers). Should anything still
  * deadlock, the wall-clock limit kills the child: parser_failed, no harm.
  * The caller must not reap our children behind our back (no SIGCHLD set to
- * SIG_IGN, no waitpid(-1)); each call waits for its own pid only.
+ * SIG_IGN, no waitpid(-1)); we wait for our own pids only. A child is
+ * forked by the worker thread that first needs one and dies with that
+ * thread (PR_SET_PDEATHSIG); it closes every descriptor but its socket at
+ * once, so it holds no listener and no sibling's socket.
  *
- * Later (issue 3, speed): fork-per-message costs a fork plus a fresh
- * GMime heap per message. A pool of long-lived parser children (forked at
- * start-up, before threads, each with the same rlimits) could take requests
- * over a socketpair: the parent passes the memfd with SCM_RIGHTS, the child
- * answers with exactly these records, then a "ready" record. A child that
- * overruns the per-message deadline, dies or breaks the protocol is killed
- * and replaced; RLIMIT_CPU then has to become a per-message budget checked
- * with getrusage in the child (or the child is recycled after N messages),
- * and memory growth across messages is bounded by recycling too.
+ * A pool of long-lived children (issue 3, speed): a fork per message cost
+ * a fork of the whole multithreaded daemon plus a fresh GMime heap every
+ * time. mime_parse_isolated now checks a child out of a small pool (or
+ * forks one, with the same limits), passes it the message descriptor over
+ * a socketpair (SCM_RIGHTS, with the message's parse limits), reads the
+ * records above up to DONE, and returns the child to the pool. A child that
+ * dies, overruns the wall-clock deadline, breaks the protocol or is
+ * stopped by the sink is killed and reaped, and the message is
+ * parser_failed exactly as before; the next message gets a fresh child.
+ * A child is recycled after MIME_POOL_RECYCLE messages (leaks and heap
+ * growth stay bounded; RLIMIT_AS holds for its whole life), and its
+ * RLIMIT_CPU is a per-message budget: before each message the parent sets
+ * the soft limit to the CPU time used so far plus parser_cpu_limit
+ * (prlimit), so SIGXCPU ends a message that burns more. A child whose
+ * limits no longer match the caller's (a reload) is not reused.
  */
 #include "mime/mime.h"
 
@@ -60,9 +71,11 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -88,7 +101,8 @@ enum mime_rec_type {
 #define MIME_REC_DATA_MAX MIME_CHUNK
 #define MIME_REC_FLAGS_LEN 4u
 
-/* Descriptors in the child. */
+/* Descriptors in the child: 3 stays free (messages arrive at the lowest
+ * free number), 4 is the socket to the parent. */
 #define MIME_CHILD_FD_MSG 3
 #define MIME_CHILD_FD_PIPE 4
 #define MIME_CHILD_FD_FIRST_FREE 5
@@ -106,6 +120,14 @@ enum mime_rec_type {
 #define MIME_REAP_STEP_NS 1000000L
 
 #define MIME_F_ALL 0x01ffu
+
+/* The pool of parser children. */
+#define MIME_POOL_IDLE_MAX 32  /* idle children kept; more are ended */
+#define MIME_POOL_RECYCLE 256  /* messages one child parses before it is replaced */
+#define MIME_POOL_REAP_MS 1000 /* wait for an ended child before SIGKILL */
+/* Request to a pool child: u32 max_parts, u32 max_depth, u64 header_size,
+ * with the message descriptor attached (SCM_RIGHTS). */
+#define MIME_REQ_LEN 16
 
 /* ---------- child ---------- */
 
@@ -257,14 +279,15 @@ static uint64_t child_vm_size(void)
 }
 #endif
 
-/* Everything the child does before parsing: descriptors, signals, limits. */
-static void child_setup(int msgfd, int wfd, const struct mime_limits *lim, pid_t parent)
+/* Everything the child does before parsing: descriptors, signals, limits.
+ * wfd is its socket to the parent; messages come later, one at a time. */
+static void child_setup(int wfd, const struct mime_limits *lim, pid_t parent)
 {
-    /* Copies above the target numbers first, so dup2 cannot clobber one. */
-    int m = fcntl(msgfd, F_DUPFD, MIME_CHILD_FD_FIRST_FREE);
+    /* A copy above the target number first, so dup2 cannot clobber it. */
     int w = fcntl(wfd, F_DUPFD, MIME_CHILD_FD_FIRST_FREE);
-    if (m < 0 || w < 0 || dup2(m, MIME_CHILD_FD_MSG) < 0 || dup2(w, MIME_CHILD_FD_PIPE) < 0)
+    if (w < 0 || dup2(w, MIME_CHILD_FD_PIPE) < 0)
         _exit(MIME_CHILD_EXIT_SETUP);
+    (void)close(MIME_CHILD_FD_MSG);
     if (close_range(MIME_CHILD_FD_FIRST_FREE, ~0u, 0) != 0)
         _exit(MIME_CHILD_EXIT_SETUP);
     int null = open("/dev/null", O_RDWR);
@@ -294,14 +317,17 @@ static void child_setup(int msgfd, int wfd, const struct mime_limits *lim, pid_t
         _exit(MIME_CHILD_EXIT_SETUP);
 
     child_limit(RLIMIT_CORE, 0, 0);
-    child_limit(RLIMIT_FSIZE, 0, 0); /* we write no files; pipes are not files */
+    child_limit(RLIMIT_FSIZE, 0, 0); /* we write no files; sockets are not files */
     child_limit(RLIMIT_NOFILE, MIME_CHILD_NOFILE, MIME_CHILD_NOFILE);
     struct rlimit st;
     if (getrlimit(RLIMIT_STACK, &st) == 0 &&
         (st.rlim_cur == RLIM_INFINITY || st.rlim_cur > MIME_CHILD_STACK))
         child_limit(RLIMIT_STACK, MIME_CHILD_STACK, st.rlim_max);
     rlim_t cpu = lim->cpu_seconds > 0 ? (rlim_t)lim->cpu_seconds : 1;
-    child_limit(RLIMIT_CPU, cpu, cpu + 1); /* SIGXCPU, then SIGKILL */
+    /* SIGXCPU ends a message that overruns its budget: the parent moves the
+     * soft limit on per message (prlimit; it could not raise a hard one),
+     * and the wall-clock deadline SIGKILLs whatever ignores it. */
+    child_limit(RLIMIT_CPU, cpu, RLIM_INFINITY);
 #if defined(__SANITIZE_ADDRESS__)
     /* ASan reserves terabytes of shadow address space: an RLIMIT_AS would
      * kill every child. Sanitizer builds are for tests only. */
@@ -313,20 +339,62 @@ static void child_setup(int msgfd, int wfd, const struct mime_limits *lim, pid_t
 #endif
 }
 
-__attribute__((noreturn)) static void child_main(int msgfd, int wfd, const struct mime_limits *lim,
-                                                 pid_t parent)
+/* Receives one request: the message descriptor, or -1 at EOF (the parent
+ * ended us) or on anything malformed. */
+static int pool_child_recv(int sock, struct mime_limits *l)
 {
-    child_setup(msgfd, wfd, lim, parent);
+    unsigned char req[MIME_REQ_LEN];
+    struct iovec iov = {req, sizeof(req)};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr m = {0};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = u.buf;
+    m.msg_controllen = sizeof(u.buf);
+    ssize_t n;
+    while ((n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+        ;
+    struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&m) : NULL;
+    int fd = -1;
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+        c->cmsg_len == CMSG_LEN(sizeof(int)))
+        memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+    if (n != (ssize_t)sizeof(req) || fd < 0 || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    l->max_parts = get_u32(req);
+    l->max_depth = get_u32(req + 4);
+    l->header_size = (uint64_t)get_u32(req + 8) << 32 | get_u32(req + 12);
+    return fd;
+}
+
+/* A pool child: parses message after message until the parent closes the
+ * socket (or kills it). */
+__attribute__((noreturn)) static void pool_child_main(int sock, const struct mime_limits *lim,
+                                                      pid_t parent)
+{
+    child_setup(sock, lim, parent);
     struct pipe_sink ps = {MIME_CHILD_FD_PIPE, BUF_INIT};
     buf_init(&ps.rec, MIME_REC_HDR + MIME_REC_HEADERS_MAX);
     struct mime_sink sink = {&ps, child_headers, child_part_begin, child_part_data, child_part_end};
-    uint32_t flags = mime_parse_inprocess(MIME_CHILD_FD_MSG, lim, &sink);
-    unsigned char f[4];
-    put_u32(f, flags);
-    if (child_simple(&ps, MIME_REC_FLAGS, f, sizeof(f)) != 0 ||
-        child_simple(&ps, MIME_REC_DONE, NULL, 0) != 0)
-        _exit(MIME_CHILD_EXIT_PIPE);
-    _exit(0);
+    for (;;) {
+        struct mime_limits l = *lim;
+        int fd = pool_child_recv(MIME_CHILD_FD_PIPE, &l);
+        if (fd < 0)
+            _exit(0);
+        uint32_t flags = mime_parse_inprocess(fd, &l, &sink);
+        (void)close(fd);
+        unsigned char f[4];
+        put_u32(f, flags);
+        if (child_simple(&ps, MIME_REC_FLAGS, f, sizeof(f)) != 0 ||
+            child_simple(&ps, MIME_REC_DONE, NULL, 0) != 0)
+            _exit(MIME_CHILD_EXIT_PIPE);
+    }
 }
 
 /* ---------- parent ---------- */
@@ -575,6 +643,240 @@ static void replay_reserve_names(struct replay *r)
     }
 }
 
+/* ---------- the pool (parent side) ---------- */
+
+struct pool_child {
+    struct pool_child *next;
+    pid_t pid;
+    int sock;
+    unsigned uses;
+    uint64_t memory, cpu_seconds; /* the limits it was started with */
+};
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pool_child *pool_idle; /* under pool_lock */
+static unsigned pool_nidle;
+
+/* Ends a child: closing its socket makes an idle one exit; force kills. */
+static int pool_child_end(struct pool_child *c, bool force, int64_t deadline)
+{
+    if (force)
+        (void)kill(c->pid, SIGKILL);
+    close(c->sock);
+    int status = child_reap(c->pid, deadline);
+    free(c);
+    return status;
+}
+
+static struct pool_child *pool_fork(const struct mime_limits *lim)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        msg_warn("-: mime parser not started: socketpair: %s", strerror(errno));
+        return NULL;
+    }
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        msg_warn("-: mime parser not started: fork: %s", strerror(errno));
+        close(sv[0]);
+        close(sv[1]);
+        return NULL;
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        pool_child_main(sv[1], lim, parent);
+    }
+    close(sv[1]);
+    struct pool_child *c = xcalloc(1, sizeof(*c));
+    c->pid = pid;
+    c->sock = sv[0];
+    c->memory = lim->memory;
+    c->cpu_seconds = lim->cpu_seconds;
+    return c;
+}
+
+/*
+ * Children are forked by one thread that lives as long as the process (the
+ * spawner), never by the caller's thread: PR_SET_PDEATHSIG fires when the
+ * forking THREAD ends, and a pooled child outlives the call that made it
+ * (a caller thread that ended would take its children, checked out or not,
+ * down with it). The spawner runs on a MIME_CHILD_STACK stack, which is
+ * also the children's.
+ */
+struct spawn_req {
+    struct spawn_req *next;
+    const struct mime_limits *lim;
+    struct pool_child *child;
+    bool done;
+};
+
+static pthread_once_t spawner_once = PTHREAD_ONCE_INIT;
+static bool spawner_ok;
+static pthread_mutex_t spawn_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t spawn_cond = PTHREAD_COND_INITIALIZER;
+static struct spawn_req *spawn_queue; /* under spawn_lock */
+
+static void *spawner_main(void *arg)
+{
+    (void)arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are for other threads */
+    pthread_mutex_lock(&spawn_lock);
+    for (;;) {
+        while (spawn_queue == NULL)
+            pthread_cond_wait(&spawn_cond, &spawn_lock);
+        struct spawn_req *rq = spawn_queue;
+        spawn_queue = rq->next;
+        pthread_mutex_unlock(&spawn_lock);
+        struct pool_child *c = pool_fork(rq->lim);
+        pthread_mutex_lock(&spawn_lock);
+        rq->child = c;
+        rq->done = true;
+        pthread_cond_broadcast(&spawn_cond);
+    }
+    return NULL;
+}
+
+static void spawner_start(void)
+{
+    pthread_attr_t at;
+    pthread_t t;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&at, MIME_CHILD_STACK);
+    int rc = pthread_create(&t, &at, spawner_main, NULL);
+    pthread_attr_destroy(&at);
+    if (rc != 0)
+        msg_warn("-: mime parser spawner not started: %s", strerror(rc));
+    spawner_ok = rc == 0;
+}
+
+/* A new child with these limits, or NULL (logged). */
+static struct pool_child *pool_spawn(const struct mime_limits *lim)
+{
+    pthread_once(&spawner_once, spawner_start);
+    if (!spawner_ok)
+        return NULL;
+    struct spawn_req rq = {NULL, lim, NULL, false};
+    pthread_mutex_lock(&spawn_lock);
+    rq.next = spawn_queue;
+    spawn_queue = &rq;
+    pthread_cond_broadcast(&spawn_cond);
+    while (!rq.done)
+        pthread_cond_wait(&spawn_cond, &spawn_lock);
+    pthread_mutex_unlock(&spawn_lock);
+    return rq.child;
+}
+
+/* An idle child started with these limits, else a new one (NULL if none
+ * could be started). An idle child whose socket is readable or hung up
+ * has died or spoken out of turn: it is ended, not used. */
+static struct pool_child *pool_get(const struct mime_limits *lim)
+{
+    struct pool_child *c = NULL, *stale = NULL;
+    pthread_mutex_lock(&pool_lock);
+    while (c == NULL && pool_idle != NULL) {
+        c = pool_idle;
+        pool_idle = c->next;
+        pool_nidle--;
+        struct pollfd pfd = {c->sock, POLLIN, 0};
+        if (c->memory != lim->memory || c->cpu_seconds != lim->cpu_seconds ||
+            poll(&pfd, 1, 0) != 0) {
+            c->next = stale;
+            stale = c;
+            c = NULL;
+        }
+    }
+    pthread_mutex_unlock(&pool_lock);
+    while (stale) {
+        struct pool_child *n = stale->next;
+        (void)pool_child_end(stale, true, now_ms() + MIME_POOL_REAP_MS);
+        stale = n;
+    }
+    return c ? c : pool_spawn(lim);
+}
+
+/* Back to the pool after a whole message, or ended when it has done its
+ * share or the pool is full. */
+static void pool_put(struct pool_child *c)
+{
+    if (++c->uses < MIME_POOL_RECYCLE) {
+        pthread_mutex_lock(&pool_lock);
+        if (pool_nidle < MIME_POOL_IDLE_MAX) {
+            c->next = pool_idle;
+            pool_idle = c;
+            pool_nidle++;
+            c = NULL;
+        }
+        pthread_mutex_unlock(&pool_lock);
+    }
+    if (c)
+        (void)pool_child_end(c, false, now_ms() + MIME_POOL_REAP_MS);
+}
+
+void mime_pool_close(void)
+{
+    pthread_mutex_lock(&pool_lock);
+    struct pool_child *c = pool_idle;
+    pool_idle = NULL;
+    pool_nidle = 0;
+    pthread_mutex_unlock(&pool_lock);
+    while (c) {
+        struct pool_child *n = c->next;
+        (void)pool_child_end(c, false, now_ms() + MIME_POOL_REAP_MS);
+        c = n;
+    }
+}
+
+/* The request: the message descriptor and the parse limits. */
+static int pool_send(struct pool_child *c, int fd, const struct mime_limits *lim)
+{
+    unsigned char req[MIME_REQ_LEN];
+    put_u32(req, lim->max_parts);
+    put_u32(req + 4, lim->max_depth);
+    put_u32(req + 8, (uint32_t)(lim->header_size >> 32));
+    put_u32(req + 12, (uint32_t)lim->header_size);
+    struct iovec iov = {req, sizeof(req)};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof(u));
+    struct msghdr m = {0};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = u.buf;
+    m.msg_controllen = sizeof(u.buf);
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof(fd));
+    ssize_t n;
+    while ((n = sendmsg(c->sock, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+        ;
+    return n == (ssize_t)sizeof(req) ? 0 : -1;
+}
+
+/* This message's CPU budget: what the child used so far plus cpu_seconds.
+ * If its clock cannot be read, the child parses this message only. */
+static void pool_cpu_budget(struct pool_child *c, const struct mime_limits *lim)
+{
+    clockid_t clk;
+    struct timespec ts;
+    rlim_t cpu = lim->cpu_seconds > 0 ? (rlim_t)lim->cpu_seconds : 1;
+    if (clock_getcpuclockid(c->pid, &clk) == 0 && clock_gettime(clk, &ts) == 0) {
+        struct rlimit rl = {(rlim_t)ts.tv_sec + 1 + cpu, RLIM_INFINITY};
+        if (prlimit(c->pid, RLIMIT_CPU, &rl, NULL) == 0)
+            return;
+    }
+    if (c->uses == 0)
+        return;                  /* a fresh child: its start-up limit is this budget */
+    c->uses = MIME_POOL_RECYCLE; /* ended after this message */
+}
+
 uint32_t mime_parse_isolated(int fd, const struct mime_limits *lim, const struct mime_sink *sink,
                              int *sink_err)
 {
@@ -585,36 +887,33 @@ uint32_t mime_parse_isolated(int fd, const struct mime_limits *lim, const struct
     replay_reserve_names(&r);
     int64_t deadline = now_ms() + (int64_t)(lim->wall_seconds > 0 ? lim->wall_seconds : 1) * 1000;
     const char *why = NULL;
-    int p[2];
 
     if (sink_err)
         *sink_err = 0;
-    if (pipe2(p, O_CLOEXEC) != 0) {
-        msg_warn("-: mime parser not started: pipe: %s", strerror(errno));
+    /* An idle child may have died since it was put back; the request then
+     * fails before it parsed anything, and a new child gets the message. */
+    struct pool_child *c = pool_get(lim);
+    if (c && pool_send(c, fd, lim) < 0) {
+        (void)pool_child_end(c, true, now_ms() + MIME_POOL_REAP_MS);
+        c = pool_spawn(lim);
+        if (c && pool_send(c, fd, lim) < 0) {
+            msg_warn("-: mime parser not started: send: %s", strerror(errno));
+            (void)pool_child_end(c, true, now_ms() + MIME_POOL_REAP_MS);
+            c = NULL;
+        }
+    }
+    if (c == NULL)
         goto fail;
-    }
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-        msg_warn("-: mime parser not started: fork: %s", strerror(errno));
-        close(p[0]);
-        close(p[1]);
-        goto fail;
-    }
-    if (pid == 0) {
-        close(p[0]);
-        child_main(fd, p[1], lim, parent);
-    }
-    close(p[1]);
+    pool_cpu_budget(c, lim);
 
     unsigned char *payload = xmalloc(MIME_REC_HEADERS_MAX);
     while (!r.done && r.sink_err == 0) {
         unsigned char h[MIME_REC_HDR];
-        enum read_result rr = read_full(p[0], h, sizeof(h), deadline);
+        enum read_result rr = read_full(c->sock, h, sizeof(h), deadline);
         if (rr == READ_OK) {
             uint32_t len = get_u32(h + 1);
             if (len > rec_max(h[0]) ||
-                (len > 0 && (rr = read_full(p[0], payload, len, deadline)) != READ_OK)) {
+                (len > 0 && (rr = read_full(c->sock, payload, len, deadline)) != READ_OK)) {
                 why = rr == READ_TIMEOUT ? "timeout" : "protocol";
                 break;
             }
@@ -633,16 +932,13 @@ uint32_t mime_parse_isolated(int fd, const struct mime_limits *lim, const struct
         break;
     }
     free(payload);
-    unsigned char eof;
 
-    if (!r.done)
-        (void)kill(pid, SIGKILL); /* timeout, protocol error, or the sink stopped us */
-    else
-        (void)read_full(p[0], &eof, 1, deadline); /* EOF: the child is exiting */
-    close(p[0]);
-    int status = child_reap(pid, deadline);
-    if (r.done && !(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0))
-        why = "status";
+    if (r.done) {
+        pool_put(c); /* a whole message: the child may parse the next one */
+        goto out;
+    }
+    /* Timeout, protocol error, death, or the sink stopped us mid-message. */
+    int status = pool_child_end(c, true, deadline);
     if (r.sink_err == 0 && why != NULL) {
         if (status >= 0 && WIFSIGNALED(status))
             msg_warn("-: mime parser failed: reason=%s, signal=%d", why, WTERMSIG(status));

@@ -251,7 +251,8 @@ int main(int argc, char **argv)
     for (unsigned t = 1; t < threads; t++)
         if (runs[t].len != runs[0].len || memcmp(runs[t].text, runs[0].text, runs[0].len) != 0)
             printf("contract: thread %u gave a different dump\n", t);
-    /* every parser child must have been reaped */
+    /* every parser child must have been reaped once the pool is closed */
+    mime_pool_close();
     if (!inprocess && (waitpid(-1, NULL, WNOHANG) != -1 || errno != ECHILD))
         printf("contract: a parser child was left unreaped\n");
     for (unsigned t = 0; t < threads; t++)
