@@ -206,6 +206,8 @@ enum db_rc db_queue_flush(struct db *db, int64_t now, int *n) __attribute__((war
 /* Every mail, oldest first, without data. */
 enum db_rc db_queue_foreach(struct db *db, int (*fn)(const struct db_queue_entry *e, void *arg),
                             void *arg);
+/* Mail still to be sent (queued or being sent). */
+enum db_rc db_queue_depth(struct db *db, int64_t *n) __attribute__((warn_unused_result));
 /* Deletes finished mail last changed before t. */
 enum db_rc db_queue_purge(struct db *db, int64_t before) __attribute__((warn_unused_result));
 /* ==== sends / api keys (lib/db_send.c; owned by sendlink/) ==== */

@@ -23,7 +23,7 @@
 #include "lib/log.h"
 #include "lib/parse.h"
 #include "lib/xalloc.h"
-#include "sendlink/metrics.h"
+#include "lib/metrics.h"
 #include "sendlink/sendlink_http.h"
 
 #include <jansson.h>

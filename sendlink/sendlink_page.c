@@ -26,7 +26,7 @@
 #include "deliver/vault.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
-#include "sendlink/metrics.h"
+#include "lib/metrics.h"
 #include "sendlink/sendlink_http.h"
 
 #include <ctype.h>

@@ -24,7 +24,7 @@
 #include "lib/parse.h"
 #include "lib/xalloc.h"
 #include "mime/mime.h"
-#include "sendlink/metrics.h"
+#include "lib/metrics.h"
 #include "sendlink/sendlink_int.h"
 
 #include <errno.h>
