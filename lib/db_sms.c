@@ -48,8 +48,8 @@ static const char SQL_CAP_SUB[] = "UPDATE sms_counters SET count = count - 1 "
                                   "WHERE scope = ? AND key = ? AND slot_end = ? AND count > 0";
 static const char SQL_CAP_PURGE[] = "DELETE FROM sms_counters WHERE slot_end < ?";
 
-static const char SQL_OUT_INSERT[] = "INSERT INTO sms_outbox (" OUT_COLS
-                                     ") VALUES (?,?,?,?,?,?,?,?,?,?)";
+static const char SQL_OUT_INSERT[] =
+    "INSERT INTO sms_outbox (" OUT_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?)";
 static const char SQL_OUT_FINISH[] =
     "UPDATE sms_outbox SET state = ?, updated = ?, route = ?, provider_ref = ?, attempts = ?, "
     "last_error = ? WHERE id = ?";
