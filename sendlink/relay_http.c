@@ -160,16 +160,16 @@ static void ref_from_json(const char *body, size_t len, char *ref, size_t refsz)
     json_t *o = json_loadb(body, len, 0, NULL);
     if (o == NULL)
         return;
-    json_t *where = o;
     json_t *msgs = json_object_get(o, "messages");
-    if (json_is_array(msgs) && json_array_size(msgs) > 0)
-        where = json_array_get(msgs, 0);
-    for (size_t i = 0; keys[i] && ref[0] == '\0'; i++) {
-        json_t *v = json_object_get(where, keys[i]);
-        if (json_is_string(v))
-            log_scrub(ref, refsz, json_string_value(v), (size_t)-1);
-        else if (json_is_integer(v))
-            snprintf(ref, refsz, "%lld", (long long)json_integer_value(v));
+    json_t *places[] = {o, json_is_array(msgs) ? json_array_get(msgs, 0) : NULL};
+    for (size_t p = 0; p < 2 && ref[0] == '\0'; p++) {
+        for (size_t i = 0; places[p] && keys[i] && ref[0] == '\0'; i++) {
+            json_t *v = json_object_get(places[p], keys[i]);
+            if (json_is_string(v))
+                log_scrub(ref, refsz, json_string_value(v), (size_t)-1);
+            else if (json_is_integer(v))
+                snprintf(ref, refsz, "%lld", (long long)json_integer_value(v));
+        }
     }
     json_decref(o);
 }

@@ -254,7 +254,7 @@ static const struct err_case err_cases[] = {
     {"[sendlink]\nsms_template =\n", "main.conf:2: sms_template: empty value"},
     /* bounds */
     {"[sendlink]\nmtan_ttl = 15m\n", "main.conf:2: mtan_ttl: 15m is above the maximum 10m"},
-    {"[sendlink]\nmtan_ttl = 30s\n", "main.conf:2: mtan_ttl: 30s is below the minimum 1m"},
+    {"[sendlink]\nmtan_ttl = 0s\n", "main.conf:2: mtan_ttl: 0s is below the minimum 1s"},
     {"[sendlink]\ncode_length = 3\n", "main.conf:2: code_length: 3 is below the minimum 4"},
     {"[sendlink]\ncode_length = 13\n", "main.conf:2: code_length: 13 is above the maximum 12"},
     {"[sendlink]\nmtan_length = 5\n", "main.conf:2: mtan_length: 5 is below the minimum 6"},
