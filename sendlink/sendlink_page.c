@@ -7,7 +7,8 @@
  * French or German after Accept-Language. Every outcome is a page of its
  * own with the right status: 200, 403 wrong code (attempts left) or
  * cross-site post, 404 unknown link, 410 expired/revoked/used up, 423
- * locked, 501 mTAN not available yet.
+ * locked; for POST …/mtan also 429 (a cap, Retry-After) and 503 (no
+ * route took the SMS). The mTAN flow itself is sendlink/sms_mtan.c.
  *
  * GET and HEAD change nothing that matters (RULES.md 8): they never count a
  * download or an attempt; a GET records a page_opened event (the first
