@@ -34,7 +34,6 @@ struct example {
     char output[EXAMPLE_VALUE_MAX];
     char sender[EXAMPLE_VALUE_MAX];
     enum example_fail fail;
-    unsigned long count;
 };
 
 /* JSON string escaping of s into out; 0, or -1 when out is too small. */
