@@ -5,6 +5,7 @@
 #   make test     deps + build + every test; prints "N passed, N failed"
 #   make run      deps + build + init ./var + sealpost serve (foreground)
 #   make asan     ASan+UBSan build in build-asan/ and the whole test suite on it
+#   make valgrind unit tests and a whole delivery under valgrind memcheck
 #   make install  PREFIX=/usr/local DESTDIR=
 #   make clean
 #
@@ -46,9 +47,9 @@ PLUGIN_SO  := $(PLUGIN_SRC:sendlink/plugins/%.c=$(BUILD)/plugins/%.so)
 DEB_PKGS = build-essential pkg-config libgmime-3.0-dev libsodium-dev libsqlite3-dev \
            libetpan-dev libopendkim-dev libmicrohttpd-dev libssl-dev libjansson-dev \
            libcurl4-gnutls-dev libcmocka-dev libspf2-dev \
-           python3 swaks python3-dkim opendkim-tools openssl curl chromium chromium-driver
+           python3 swaks python3-dkim opendkim-tools openssl curl valgrind chromium chromium-driver
 
-.PHONY: all deps test check unit run asan install clean format tests-bin
+.PHONY: all deps test check unit run asan valgrind install clean format tests-bin
 
 all: $(BUILD)/sealpost tests-bin
 
@@ -106,6 +107,9 @@ asan: deps
 	  EXTRA_LDFLAGS="-fsanitize=address,undefined" all
 	BUILD=build-asan SEALPOST_ASAN=1 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run.sh
+
+valgrind: all
+	BUILD=$(BUILD) tests/valgrind.sh
 
 run: deps
 	$(MAKE) $(BUILD)/sealpost

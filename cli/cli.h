@@ -73,5 +73,6 @@ int cmd_apikey(struct cli *c, int argc, char **argv);
 int cmd_send(struct cli *c, int argc, char **argv);
 int cmd_queue(struct cli *c, int argc, char **argv);
 int cmd_dkim(struct cli *c, int argc, char **argv);
+int cmd_sms(struct cli *c, int argc, char **argv);
 
 #endif
