@@ -148,7 +148,8 @@ static int write_full(int fd, const void *p, size_t n)
 
 struct pipe_sink {
     int fd;
-    struct buf rec;
+    struct buf rec; /* the record being built */
+    struct buf out; /* whole records not yet written (at most MIME_CHUNK) */
 };
 
 static void put_u32(unsigned char *p, uint32_t v)
@@ -178,10 +179,24 @@ static int rec_add(struct pipe_sink *ps, const void *p, size_t n)
     return buf_append(&ps->rec, p, n);
 }
 
+/* Writes the records gathered so far. */
+static int rec_flush(struct pipe_sink *ps)
+{
+    int r = ps->out.len ? write_full(ps->fd, ps->out.data, ps->out.len) : 0;
+    buf_reset(&ps->out);
+    return r;
+}
+
+/* Records are gathered and written MIME_CHUNK at a time (one wake-up of
+ * the parent per chunk, not per record); rec_flush writes the rest. */
 static int rec_send(struct pipe_sink *ps)
 {
     put_u32((unsigned char *)ps->rec.data + 1, (uint32_t)(ps->rec.len - MIME_REC_HDR));
-    return write_full(ps->fd, ps->rec.data, ps->rec.len);
+    if (ps->out.len + ps->rec.len > MIME_CHUNK && rec_flush(ps) != 0)
+        return -1;
+    if (ps->rec.len >= MIME_CHUNK)
+        return write_full(ps->fd, ps->rec.data, ps->rec.len);
+    return buf_append(&ps->out, ps->rec.data, ps->rec.len);
 }
 
 static int rec_add_str(struct pipe_sink *ps, const char *s, size_t max)
@@ -379,8 +394,9 @@ __attribute__((noreturn)) static void pool_child_main(int sock, const struct mim
                                                       pid_t parent)
 {
     child_setup(sock, lim, parent);
-    struct pipe_sink ps = {MIME_CHILD_FD_PIPE, BUF_INIT};
+    struct pipe_sink ps = {MIME_CHILD_FD_PIPE, BUF_INIT, BUF_INIT};
     buf_init(&ps.rec, MIME_REC_HDR + MIME_REC_HEADERS_MAX);
+    buf_init(&ps.out, MIME_CHUNK);
     struct mime_sink sink = {&ps, child_headers, child_part_begin, child_part_data, child_part_end};
     for (;;) {
         struct mime_limits l = *lim;
@@ -392,7 +408,7 @@ __attribute__((noreturn)) static void pool_child_main(int sock, const struct mim
         unsigned char f[4];
         put_u32(f, flags);
         if (child_simple(&ps, MIME_REC_FLAGS, f, sizeof(f)) != 0 ||
-            child_simple(&ps, MIME_REC_DONE, NULL, 0) != 0)
+            child_simple(&ps, MIME_REC_DONE, NULL, 0) != 0 || rec_flush(&ps) != 0)
             _exit(MIME_CHILD_EXIT_PIPE);
     }
 }
@@ -408,32 +424,45 @@ static int64_t now_ms(void)
 
 enum read_result { READ_OK, READ_EOF, READ_TIMEOUT, READ_ERROR };
 
-/* Reads exactly n bytes before the deadline. READ_EOF only when no byte of
- * this read came; an EOF in the middle is an error. */
-static enum read_result read_full(int fd, void *p, size_t n, int64_t deadline)
+/*
+ * The parent's reader of a child's socket (non-blocking): reads as much as
+ * there is, so that one wake-up serves every record the child wrote at
+ * once. Records are taken from the buffer in place.
+ */
+#define MIME_RBUF_CAP (MIME_REC_HDR + MIME_REC_HEADERS_MAX + MIME_CHUNK)
+struct rbuf {
+    unsigned char *b;
+    size_t start, end; /* unread bytes: b[start..end) */
+};
+
+/* Makes n bytes (n <= MIME_RBUF_CAP) readable at b + start before the
+ * deadline. READ_EOF only when the child closed with nothing unread (at a
+ * record boundary); an EOF inside a record is an error. */
+static enum read_result rbuf_need(struct rbuf *rb, int fd, size_t n, int64_t deadline)
 {
-    char *s = p;
-    size_t got = 0;
-    while (got < n) {
+    if (rb->end - rb->start >= n)
+        return READ_OK;
+    memmove(rb->b, rb->b + rb->start, rb->end - rb->start);
+    rb->end -= rb->start;
+    rb->start = 0;
+    while (rb->end < n) {
+        ssize_t k = read(fd, rb->b + rb->end, MIME_RBUF_CAP - rb->end);
+        if (k > 0) {
+            rb->end += (size_t)k;
+            continue;
+        }
+        if (k == 0)
+            return rb->end == 0 ? READ_EOF : READ_ERROR;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN)
+            return READ_ERROR;
         int64_t left = deadline - now_ms();
         if (left <= 0)
             return READ_TIMEOUT;
         struct pollfd pfd = {fd, POLLIN, 0};
-        int r = poll(&pfd, 1, left > INT32_MAX ? INT32_MAX : (int)left);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
+        if (poll(&pfd, 1, left > INT32_MAX ? INT32_MAX : (int)left) < 0 && errno != EINTR)
             return READ_ERROR;
-        if (r == 0)
-            continue; /* the loop re-checks the deadline */
-        ssize_t k = read(fd, s + got, n - got);
-        if (k < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (k < 0)
-            return READ_ERROR;
-        if (k == 0)
-            return got == 0 ? READ_EOF : READ_ERROR;
-        got += (size_t)k;
     }
     return READ_OK;
 }
@@ -688,6 +717,14 @@ static struct pool_child *pool_fork(const struct mime_limits *lim)
         pool_child_main(sv[1], lim, parent);
     }
     close(sv[1]);
+    int fl = fcntl(sv[0], F_GETFL);
+    if (fl < 0 || fcntl(sv[0], F_SETFL, fl | O_NONBLOCK) < 0) {
+        msg_warn("-: mime parser not started: fcntl: %s", strerror(errno));
+        (void)kill(pid, SIGKILL);
+        close(sv[0]);
+        (void)child_reap(pid, now_ms() + MIME_POOL_REAP_MS);
+        return NULL;
+    }
     struct pool_child *c = xcalloc(1, sizeof(*c));
     c->pid = pid;
     c->sock = sv[0];
@@ -906,21 +943,23 @@ uint32_t mime_parse_isolated(int fd, const struct mime_limits *lim, const struct
         goto fail;
     pool_cpu_budget(c, lim);
 
-    unsigned char *payload = xmalloc(MIME_REC_HEADERS_MAX);
+    struct rbuf rb = {xmalloc(MIME_RBUF_CAP), 0, 0};
     while (!r.done && r.sink_err == 0) {
-        unsigned char h[MIME_REC_HDR];
-        enum read_result rr = read_full(c->sock, h, sizeof(h), deadline);
+        enum read_result rr = rbuf_need(&rb, c->sock, MIME_REC_HDR, deadline);
         if (rr == READ_OK) {
-            uint32_t len = get_u32(h + 1);
-            if (len > rec_max(h[0]) ||
-                (len > 0 && (rr = read_full(c->sock, payload, len, deadline)) != READ_OK)) {
+            unsigned type = rb.b[rb.start];
+            uint32_t len = get_u32(rb.b + rb.start + 1);
+            if (len > rec_max(type) ||
+                (rr = rbuf_need(&rb, c->sock, MIME_REC_HDR + (size_t)len, deadline)) != READ_OK) {
                 why = rr == READ_TIMEOUT ? "timeout" : "protocol";
                 break;
             }
+            const unsigned char *payload = rb.b + rb.start + MIME_REC_HDR;
+            rb.start += MIME_REC_HDR + (size_t)len;
             /* The wall-clock limit is the parser's: time spent in the
              * caller's sink (encrypting, writing) does not count. */
             int64_t t0 = now_ms();
-            int bad = replay_record(&r, h[0], payload, len);
+            int bad = replay_record(&r, type, payload, len);
             deadline += now_ms() - t0;
             if (bad) {
                 why = "protocol";
@@ -931,7 +970,12 @@ uint32_t mime_parse_isolated(int fd, const struct mime_limits *lim, const struct
         why = rr == READ_TIMEOUT ? "timeout" : rr == READ_EOF ? "no_done" : "protocol";
         break;
     }
-    free(payload);
+    /* Bytes after DONE are a protocol error too: that child is not reused. */
+    if (r.done && rb.end != rb.start) {
+        why = "protocol";
+        r.done = 0;
+    }
+    free(rb.b);
 
     if (r.done) {
         pool_put(c); /* a whole message: the child may parse the next one */

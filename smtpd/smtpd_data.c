@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #define DATA_F_BARE_EOL 0x01u
@@ -92,6 +93,47 @@ static inline void data_emit(struct smtpd_data *d, char c)
         data_flush(d);
 }
 
+/*
+ * data_emit for each of p[0..n) at once (ordinary bytes inside a line):
+ * the same line-length, refusal and size-limit outcome, stored in bulk.
+ */
+static void data_emit_run(struct smtpd_data *d, const char *p, size_t n)
+{
+    d->line_len += (unsigned)n;
+    if (d->line_limit && d->line_len > d->line_limit)
+        d->flags |= DATA_F_LONG_LINE;
+    if (d->flags & (DATA_F_TOO_BIG | DATA_F_BARE_EOL | DATA_F_NUL | DATA_F_IO))
+        return; /* refused anyway: read on, keep nothing */
+    if (d->limit) {
+        uint64_t room = d->size >= d->limit ? 0 : d->limit - d->size;
+        if (n > room) {
+            n = (size_t)room;
+            d->flags |= DATA_F_TOO_BIG; /* what fits is kept, as byte by byte */
+        }
+    }
+    d->size += n;
+    while (n > 0) {
+        size_t take = SMTPD_DATA_WBUF - d->wlen;
+        if (take > n)
+            take = n;
+        memcpy(d->wbuf + d->wlen, p, take);
+        d->wlen += take;
+        p += take;
+        n -= take;
+        if (d->wlen == SMTPD_DATA_WBUF)
+            data_flush(d);
+    }
+}
+
+/* Length of the run of bytes at p[0..n) that are not CR, LF or NUL. */
+static size_t data_plain_len(const char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n && p[i] != '\r' && p[i] != '\n' && p[i] != '\0')
+        i++;
+    return i;
+}
+
 /* One byte inside a line (state DL_MID semantics). */
 static inline void data_mid(struct smtpd_data *d, char c)
 {
@@ -125,9 +167,11 @@ size_t smtpd_data_push(struct smtpd_data *d, const char *p, size_t n)
                 data_mid(d, c);
             break;
         case DL_MID:
-            /* Fast path through ordinary bytes. */
+            /* Fast path through a run of ordinary bytes. */
             if (c != '\r' && c != '\n' && c != '\0') {
-                data_emit(d, c);
+                size_t run = 1 + data_plain_len(p + i, n - i);
+                data_emit_run(d, p + i - 1, run);
+                i += run - 1;
                 break;
             }
             data_mid(d, c);
