@@ -15,6 +15,7 @@
 #include "lib/xalloc.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,13 +108,70 @@ static int w_write(struct vault_writer *w, const void *p, size_t n)
     return 0;
 }
 
+/*
+ * The locked buffers of finished writers (key, plaintext chunk, stream
+ * state), wiped and kept for the next writer: sodium_malloc and
+ * sodium_free cost an mmap, several mprotects, an mlock and an munmap each,
+ * and every unmap shoots down the TLBs of all the daemon's threads; for a
+ * small delivery (two writers per recipient) that was a quarter of its
+ * CPU. At most VAULT_WRITER_CACHE sets are kept (bounded locked memory).
+ */
+#define VAULT_WRITER_CACHE 32
+struct writer_bufs {
+    unsigned char *key;
+    unsigned char *plain;
+    crypto_secretstream_xchacha20poly1305_state *st;
+};
+static pthread_mutex_t wcache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct writer_bufs wcache[VAULT_WRITER_CACHE]; /* under wcache_lock */
+static size_t wcache_n;
+
+static void writer_bufs_get(struct vault_writer *w)
+{
+    struct writer_bufs b = {NULL, NULL, NULL};
+    pthread_mutex_lock(&wcache_lock);
+    if (wcache_n > 0)
+        b = wcache[--wcache_n];
+    pthread_mutex_unlock(&wcache_lock);
+    if (b.key == NULL) {
+        b.key = sodium_malloc(VAULT_KEY_BYTES);
+        b.plain = sodium_malloc(VAULT_CHUNK_BYTES);
+        b.st = sodium_malloc(sizeof(*b.st));
+    }
+    w->key = b.key;
+    w->plain = b.plain;
+    w->st = b.st;
+}
+
+/* Wipes the writer's locked buffers and keeps or frees them. */
+static void writer_bufs_put(struct vault_writer *w)
+{
+    struct writer_bufs b = {w->key, w->plain, w->st};
+    w->key = w->plain = NULL;
+    w->st = NULL;
+    if (b.key && b.plain && b.st) {
+        sodium_memzero(b.key, VAULT_KEY_BYTES);
+        sodium_memzero(b.plain, VAULT_CHUNK_BYTES);
+        sodium_memzero(b.st, sizeof(*b.st));
+        pthread_mutex_lock(&wcache_lock);
+        if (wcache_n < VAULT_WRITER_CACHE) {
+            wcache[wcache_n++] = b;
+            b.key = NULL;
+        }
+        pthread_mutex_unlock(&wcache_lock);
+        if (b.key == NULL)
+            return;
+    }
+    sodium_free(b.key); /* sodium_free wipes too, and takes NULL */
+    sodium_free(b.plain);
+    sodium_free(b.st);
+}
+
 struct vault_writer *vault_writer_new(FILE *f, const char *id, const unsigned char *key)
 {
     struct vault_writer *w = xcalloc(1, sizeof(*w));
     w->f = f;
-    w->key = sodium_malloc(VAULT_KEY_BYTES);
-    w->plain = sodium_malloc(VAULT_CHUNK_BYTES);
-    w->st = sodium_malloc(sizeof(*w->st));
+    writer_bufs_get(w);
     w->cipher = xmalloc(4 + CHUNK_MAX_CIPHER);
     if (w->key == NULL || w->plain == NULL || w->st == NULL) {
         vault_writer_free(w);
@@ -218,9 +276,7 @@ int vault_writer_free(struct vault_writer *w)
     if (w == NULL)
         return -1;
     int r = (w->failed || w->in_part || fflush(w->f) != 0) ? -1 : 0;
-    sodium_free(w->key);
-    sodium_free(w->plain);
-    sodium_free(w->st);
+    writer_bufs_put(w);
     free(w->cipher);
     free(w);
     return r;
