@@ -69,9 +69,8 @@ static int run(size_t chunk, size_t total)
             return -1;
         double t1 = now_s();
         for (size_t i = 0; i < k; i++)
-            if (crypto_secretstream_xchacha20poly1305_pull(&ps, plain, &plen, &tag,
-                                                           cipher + i * cstride, cstride, ad,
-                                                           sizeof(ad)) != 0)
+            if (crypto_secretstream_xchacha20poly1305_pull(
+                    &ps, plain, &plen, &tag, cipher + i * cstride, cstride, ad, sizeof(ad)) != 0)
                 return -1;
         pull_time += now_s() - t1;
         done += k;
