@@ -6,6 +6,11 @@
  *
  * Where it sits: run by bench/http.sh, linked with build/libsealpost.a.
  *
+ * The writer is timed on the wall clock (its fsync waits for the disk), the
+ * reader per CPU-second of the process (user + kernel: the read copies
+ * too), best of BEST_OF reads, so that other work on the machine does not
+ * lower it much.
+ *
  * Usage: bench_vault FILE MB    prints "what|chunk|MB/s" lines
  */
 #include "deliver/vault.h"
@@ -17,14 +22,49 @@
 #include <time.h>
 #include <unistd.h>
 
-#define READ_BYTES (64 * 1024)
+/* As the download hands MHD (sendlink/sendlink_http.h HTTP_DOWNLOAD_BLOCK). */
+#define READ_BYTES (256 * 1024)
 #define BENCH_ID "benchbenchbenchbench"
+#define BEST_OF 5
+
+static double clock_s(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return clock_s(CLOCK_MONOTONIC);
+}
+
+/* Reads part 1 of the container at path; CPU seconds, or -1. */
+static double read_all(const char *path, const unsigned char *key, unsigned char *buf, size_t total)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    double t0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
+    enum vault_rc rc;
+    struct vault_reader *r = vault_reader_open(f, BENCH_ID, key, 1, &rc);
+    if (r == NULL) {
+        fclose(f);
+        return -1;
+    }
+    size_t got = 0;
+    long n;
+    while ((n = vault_reader_read(r, buf, READ_BYTES)) > 0)
+        got += (size_t)n;
+    vault_reader_close(r);
+    fclose(f);
+    double t = clock_s(CLOCK_PROCESS_CPUTIME_ID) - t0;
+    if (n < 0 || got != total) {
+        fprintf(stderr, "bench_vault: read %zu of %zu bytes: %s\n", got, total,
+                n < 0 ? vault_rc_str((enum vault_rc)n) : "short");
+        return -1;
+    }
+    return t;
 }
 
 int main(int argc, char **argv)
@@ -55,30 +95,18 @@ int main(int argc, char **argv)
         return 1;
     double wt = now_s() - t0;
 
-    f = fopen(path, "r");
-    if (f == NULL)
-        return 1;
-    t0 = now_s();
-    enum vault_rc rc;
-    struct vault_reader *r = vault_reader_open(f, BENCH_ID, key, 1, &rc);
-    if (r == NULL)
-        return 1;
-    size_t got = 0;
-    long n;
-    while ((n = vault_reader_read(r, buf, READ_BYTES)) > 0)
-        got += (size_t)n;
-    vault_reader_close(r);
-    fclose(f);
-    double rt = now_s() - t0;
-    if (n < 0 || got != total) {
-        fprintf(stderr, "bench_vault: read %zu of %zu bytes: %s\n", got, total,
-                n < 0 ? vault_rc_str((enum vault_rc)n) : "short");
-        return 1;
+    double rt = 0;
+    for (int k = 0; k < BEST_OF; k++) {
+        double t = read_all(path, key, buf, total);
+        if (t < 0)
+            return 1;
+        if (rt == 0 || t < rt)
+            rt = t;
     }
     printf("vault writer to a file, fsync included|%d KiB writes|%.0f\n", READ_BYTES / 1024,
            (double)total / wt / 1e6);
-    printf("vault reader from a file (page cache)|%d KiB reads|%.0f\n", READ_BYTES / 1024,
-           (double)total / rt / 1e6);
+    printf("vault reader from a file (page cache), per CPU-second|%d KiB reads|%.0f\n",
+           READ_BYTES / 1024, (double)total / rt / 1e6);
     sodium_free(key);
     free(buf);
     return 0;
