@@ -339,6 +339,7 @@ for s in $SIZES_RUN; do
     hwm_reset
     ups=()
     ids=()
+    up_t0=$(sp_ticks)
     for i in $(seq "$UPLOADS"); do
         read -r m id url code < <(upload "$F")
         say "  upload $i: $m MB/s"
@@ -347,6 +348,7 @@ for s in $SIZES_RUN; do
         [ "$i" = 1 ] && { URL=$url; CODE=$code; }
     done
     R[$s,hwm_up]=$(hwm)
+    R[$s,up_cpu]=$(ms_per_gb $(( $(sp_ticks) - up_t0 )) $(( BYTES * UPLOADS )))
     R[$s,up]=$(printf '%s\n' "${ups[@]}" | median)
     R[$s,up_range]=$(printf '%s\n' "${ups[@]}" | minmax)
     # Keep the first send, revoke the others (their files go at once).
@@ -413,11 +415,11 @@ report() {
         "Load average before: $LOAD0; after: $(cut -d' ' -f1-3 /proc/loadavg)" \
         "(other work on the machine shows here: the CPU-per-GB column does not depend on it)."
     echo
-    echo "| size | upload MB/s (median of $UPLOADS) | sealpost download MB/s (median of $RUNS) | nginx MB/s (median of $RUNS) | ratio | server CPU per GB downloaded, sealpost / nginx | serve RSS idle | peak RSS upload | peak RSS download |"
+    echo "| size | upload MB/s (median of $UPLOADS), serve CPU per GB | sealpost download MB/s (median of $RUNS) | nginx MB/s (median of $RUNS) | ratio | server CPU per GB downloaded, sealpost / nginx | serve RSS idle | peak RSS upload | peak RSS download |"
     echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     for s in $SIZES_RUN; do
         ratio=$(awk -v a="${R[$s,sp]}" -v b="${R[$s,ng]}" 'BEGIN {printf "%.0f%%", 100 * a / b}')
-        echo "| $s MB | ${R[$s,up]} (${R[$s,up_range]}) | ${R[$s,sp]} (${R[$s,sp_range]}) | ${R[$s,ng]} (${R[$s,ng_range]}) | $ratio | ${R[$s,sp_cpu]} ms / ${R[$s,ng_cpu]} ms |" \
+        echo "| $s MB | ${R[$s,up]} (${R[$s,up_range]}), ${R[$s,up_cpu]} ms | ${R[$s,sp]} (${R[$s,sp_range]}) | ${R[$s,ng]} (${R[$s,ng_range]}) | $ratio | ${R[$s,sp_cpu]} ms / ${R[$s,ng_cpu]} ms |" \
             "$(( R[$s,rss_idle] / 1024 )) MiB | $(( R[$s,hwm_up] / 1024 )) MiB | $(( R[$s,hwm_dl] / 1024 )) MiB |"
     done
     [ -n "${SKIPPED:-}" ] && echo && echo "Skipped for lack of disk:${SKIPPED} MB."
