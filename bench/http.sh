@@ -413,7 +413,7 @@ report() {
         "sealpost $(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo ?)$(git -C "$SRC" diff --quiet 2>/dev/null || echo +dirty)."
     echo "MB = 10^6 bytes. Client: curl into tmpfs; sha256 of every download checked." \
         "Load average before: $LOAD0; after: $(cut -d' ' -f1-3 /proc/loadavg)" \
-        "(other work on the machine shows here: the CPU-per-GB column does not depend on it)."
+        "(other work on the machine lowers the MB/s; it inflates the CPU-per-GB columns much less, though in a VM not to zero)."
     echo
     echo "| size | upload MB/s (median of $UPLOADS), serve CPU per GB | sealpost download MB/s (median of $RUNS) | nginx MB/s (median of $RUNS) | ratio | server CPU per GB downloaded, sealpost / nginx | serve RSS idle | peak RSS upload | peak RSS download |"
     echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
