@@ -422,7 +422,10 @@ report() {
         echo "| $s MB | ${R[$s,up]} (${R[$s,up_range]}), ${R[$s,up_cpu]} ms | ${R[$s,sp]} (${R[$s,sp_range]}) | ${R[$s,ng]} (${R[$s,ng_range]}) | $ratio | ${R[$s,sp_cpu]} ms / ${R[$s,ng_cpu]} ms |" \
             "$(( R[$s,rss_idle] / 1024 )) MiB | $(( R[$s,hwm_up] / 1024 )) MiB | $(( R[$s,hwm_dl] / 1024 )) MiB |"
     done
-    [ -n "${SKIPPED:-}" ] && echo && echo "Skipped for lack of disk:${SKIPPED} MB."
+    if [ -n "${SKIPPED:-}" ]; then
+        echo
+        echo "Skipped for lack of disk:${SKIPPED} MB."
+    fi
     if [ -n "${R[par,sp]:-}" ]; then
         echo
         echo "Parallel: $PARALLEL downloads of $PAR_SIZE MB at once, aggregate (median of 3):" \
@@ -436,6 +439,8 @@ report() {
     echo "| --- | --- | --- |"
     echo "$SS" | awk '{printf "| libsodium secretstream %s (memory) | %d KiB | %s |\n", $1, $2/1024, $3}'
     echo "$VAULT" | awk -F"|" '{printf "| %s | %s | %s |\n", $1, $2, $3}'
-    [ -n "$OSSL" ] && echo "| for scale: OpenSSL $(openssl version | awk '{print $2}') ChaCha20-Poly1305 AEAD (\`openssl speed -evp\`, wall clock; not used by sealpost) | 64 KiB | $OSSL |"
+    if [ -n "$OSSL" ]; then
+        echo "| for scale: OpenSSL $(openssl version | awk '{print $2}') ChaCha20-Poly1305 AEAD (\`openssl speed -evp\`, wall clock; not used by sealpost) | 64 KiB | $OSSL |"
+    fi
 }
 if [ -n "$OUT" ]; then report | tee "$OUT"; else report; fi
