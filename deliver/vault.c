@@ -87,9 +87,9 @@ static void part_key(unsigned char *subkey, const unsigned char *key, uint32_t i
 struct vault_writer {
     FILE *f;
     unsigned char ad[AD_BYTES];
-    unsigned char *key;    /* locked: item key */
-    unsigned char *plain;  /* locked: one chunk of plaintext */
-    unsigned char *cipher; /* length word + one chunk of ciphertext */
+    unsigned char *key;                              /* locked: item key */
+    unsigned char *plain;                            /* locked: one chunk of plaintext */
+    unsigned char *cipher;                           /* length word + one chunk of ciphertext */
     crypto_secretstream_xchacha20poly1305_state *st; /* locked */
     size_t fill;
     int in_part;
@@ -287,13 +287,20 @@ int vault_writer_free(struct vault_writer *w)
 const char *vault_rc_str(enum vault_rc rc)
 {
     switch (rc) {
-    case VAULT_OK: return "ok";
-    case VAULT_NOT_FOUND: return "no such part";
-    case VAULT_BAD_FORMAT: return "not a sealpost vault item of a known version";
-    case VAULT_TAMPERED: return "authentication failed (tampered or wrong key)";
-    case VAULT_TRUNCATED: return "truncated";
-    case VAULT_IO: return "read error";
-    case VAULT_SINK: return "stopped";
+    case VAULT_OK:
+        return "ok";
+    case VAULT_NOT_FOUND:
+        return "no such part";
+    case VAULT_BAD_FORMAT:
+        return "not a sealpost vault item of a known version";
+    case VAULT_TAMPERED:
+        return "authentication failed (tampered or wrong key)";
+    case VAULT_TRUNCATED:
+        return "truncated";
+    case VAULT_IO:
+        return "read error";
+    case VAULT_SINK:
+        return "stopped";
     }
     return "unknown";
 }
@@ -341,8 +348,7 @@ static enum vault_rc skip_part(FILE *f)
 }
 
 static enum vault_rc pull_part(FILE *f, const unsigned char *ad, const unsigned char *key,
-                               uint32_t index, int (*sink)(void *, const void *, size_t),
-                               void *arg)
+                               uint32_t index, int (*sink)(void *, const void *, size_t), void *arg)
 {
     unsigned char ss_header[SS_HEADER];
     enum vault_rc rc = read_exact(f, ss_header, SS_HEADER);
@@ -592,48 +598,75 @@ fail:
     return NULL;
 }
 
-/* Pulls and authenticates the next chunk into r->plain. */
-static enum vault_rc reader_pull(struct vault_reader *r)
+/*
+ * Pulls and authenticates the next chunk into out (r->plain, or straight
+ * into the caller's buffer when the whole chunk fits there: libsodium
+ * checks the tag before it writes any plaintext, so out holds nothing
+ * unauthenticated either way). *plen is the chunk's plaintext length.
+ */
+static enum vault_rc reader_pull(struct vault_reader *r, unsigned char *out, size_t *plen)
 {
     uint32_t clen;
     int last;
-    unsigned long long plen;
+    unsigned long long mlen;
     unsigned char tag;
     enum vault_rc rc;
     if ((rc = read_chunk_len(r->f, &clen, &last)) != VAULT_OK)
         return rc;
     if ((rc = read_exact(r->f, r->cipher, clen)) != VAULT_OK)
         return rc;
-    if (crypto_secretstream_xchacha20poly1305_pull(r->st, r->plain, &plen, &tag, r->cipher, clen,
-                                                   r->ad, AD_BYTES) != 0)
+    if (crypto_secretstream_xchacha20poly1305_pull(r->st, out, &mlen, &tag, r->cipher, clen, r->ad,
+                                                   AD_BYTES) != 0)
         return VAULT_TAMPERED;
     int final = tag == crypto_secretstream_xchacha20poly1305_TAG_FINAL;
     if (final != last)
         return final ? VAULT_TAMPERED : VAULT_TRUNCATED;
-    r->have = (size_t)plen;
-    r->pos = 0;
+    *plen = (size_t)mlen;
     r->final = final;
     return VAULT_OK;
 }
 
+/*
+ * Fills p with as many bytes as there are, up to n: first what is left of
+ * the buffered chunk, then whole chunks decrypted in place, then one more
+ * chunk through r->plain for a tail smaller than a chunk. An error after
+ * some bytes were copied is kept for the next call.
+ */
 long vault_reader_read(struct vault_reader *r, void *p, size_t n)
 {
+    unsigned char *out = p;
+    size_t done = 0;
     if (r->err != VAULT_OK)
         return r->err;
-    while (r->pos == r->have) {
+    while (done < n) {
+        if (r->pos < r->have) {
+            size_t take = r->have - r->pos;
+            if (take > n - done)
+                take = n - done;
+            memcpy(out + done, r->plain + r->pos, take);
+            r->pos += take;
+            done += take;
+            continue;
+        }
         if (r->final)
-            return 0;
-        sodium_memzero(r->plain, r->have);
-        enum vault_rc rc = reader_pull(r);
+            break;
+        size_t plen;
+        enum vault_rc rc;
+        if (n - done >= VAULT_CHUNK_BYTES) {
+            rc = reader_pull(r, out + done, &plen);
+            if (rc == VAULT_OK)
+                done += plen;
+        } else {
+            sodium_memzero(r->plain, r->have);
+            r->have = r->pos = 0;
+            rc = reader_pull(r, r->plain, &plen);
+            if (rc == VAULT_OK)
+                r->have = plen;
+        }
         if (rc != VAULT_OK) {
             r->err = rc;
-            return rc;
+            return done > 0 ? (long)done : rc;
         }
     }
-    size_t take = r->have - r->pos;
-    if (take > n)
-        take = n;
-    memcpy(p, r->plain + r->pos, take);
-    r->pos += take;
-    return (long)take;
+    return (long)done;
 }

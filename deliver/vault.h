@@ -109,10 +109,12 @@ struct vault_reader;
 struct vault_reader *vault_reader_open(FILE *f, const char *id, const unsigned char *key,
                                        uint32_t index, enum vault_rc *rc);
 /*
- * Copies up to n bytes of authenticated plaintext into p. Returns the bytes
- * copied (> 0), 0 once the part ended with its FINAL tag, or a negative
- * enum vault_rc (tampered, truncated, I/O); after an error every call
- * returns it again.
+ * Copies up to n bytes of authenticated plaintext into p (fewer only at
+ * the end of the part or before an error; whole chunks are decrypted
+ * straight into p when they fit, so n of a few chunks saves a copy).
+ * Returns the bytes copied (> 0), 0 once the part ended with its FINAL
+ * tag, or a negative enum vault_rc (tampered, truncated, I/O); after an
+ * error every call returns it again.
  */
 long vault_reader_read(struct vault_reader *r, void *p, size_t n);
 /* Wipes and frees the reader (not f). */

@@ -7,8 +7,9 @@
  * Requests arrive on MHD's thread pool ([sendlink] http_threads, epoll);
  * each thread keeps its own store connection. Uploads and downloads are
  * streamed: an upload passes MHD's post processor chunk by chunk into the
- * vault writer, a download is a content-reader response that decrypts one
- * chunk per call (memory is flat in the file size).
+ * vault writer, a download is a content-reader response that decrypts
+ * HTTP_DOWNLOAD_BLOCK (a few chunks) per call (memory is flat in the file
+ * size).
  *
  * Every reply carries Cache-Control: no-store, Referrer-Policy:
  * no-referrer, X-Content-Type-Options: nosniff and a strict CSP (no

@@ -34,8 +34,8 @@ static int acc_sink(void *arg, const void *p, size_t n)
 }
 
 /* Builds a container with parts 1..nparts of the given sizes into memory. */
-static void build(const unsigned char *key, const size_t *sizes, size_t nparts,
-                  unsigned char **out, size_t *outlen, unsigned char ***plain)
+static void build(const unsigned char *key, const size_t *sizes, size_t nparts, unsigned char **out,
+                  size_t *outlen, unsigned char ***plain)
 {
     char *mem = NULL;
     size_t len = 0;
@@ -142,8 +142,14 @@ static void test_truncated(void **state)
     unsigned char *c, **plain;
     size_t clen;
     build(key, sizes, 1, &c, &clen, &plain);
-    size_t cuts[] = {0, 10, VAULT_HEADER_BYTES, VAULT_HEADER_BYTES + 20, 1000,
-                     VAULT_CHUNK_BYTES + 100, clen - 17, clen - 1};
+    size_t cuts[] = {0,
+                     10,
+                     VAULT_HEADER_BYTES,
+                     VAULT_HEADER_BYTES + 20,
+                     1000,
+                     VAULT_CHUNK_BYTES + 100,
+                     clen - 17,
+                     clen - 1};
     for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
         struct acc a = {0};
         enum vault_rc rc = read_part(c, cuts[i], ID, key, 1, &a);
@@ -223,8 +229,7 @@ static void test_seal_buf_and_keys(void **state)
     assert_string_equal(out, msg);
     free(out);
     /* The size cap holds. */
-    assert_int_equal(vault_open_buf(c, clen, ID, key, VAULT_PART_META, 4, &out, &olen),
-                     VAULT_SINK);
+    assert_int_equal(vault_open_buf(c, clen, ID, key, VAULT_PART_META, 4, &out, &olen), VAULT_SINK);
     free(c);
     sodium_free(key);
     sodium_free(back);
@@ -283,7 +288,12 @@ static void test_reader_pull(void **state)
     randombytes_buf(key, sizeof(key));
     randombytes_buf(other, sizeof(other));
     const size_t sizes[] = {0, 1, VAULT_CHUNK_BYTES, 3 * VAULT_CHUNK_BYTES + 5, 200001};
-    const size_t steps[] = {1, 1000, VAULT_CHUNK_BYTES, 3 * VAULT_CHUNK_BYTES};
+    const size_t steps[] = {1,
+                            1000,
+                            VAULT_CHUNK_BYTES,
+                            VAULT_CHUNK_BYTES + 1,
+                            3 * VAULT_CHUNK_BYTES,
+                            8 * VAULT_CHUNK_BYTES};
     size_t n = sizeof(sizes) / sizeof(sizes[0]);
     unsigned char *c, **plain;
     size_t clen;
@@ -321,17 +331,48 @@ static void test_reader_pull(void **state)
                  last, a.n, VAULT_TAMPERED);
     unsigned char *bad = xmemdup(c, clen);
     bad[clen - 10] ^= 1; /* inside the last chunk of the last part */
-    last = pull_all(bad, clen, ID, key, (uint32_t)n, 4096, &a, &orc);
-    if (last != VAULT_TAMPERED)
-        fail_msg("flipped byte: got %ld, want %d", last, VAULT_TAMPERED);
-    if (a.n >= sizes[n - 1])
-        fail_msg("flipped byte: got %zu bytes, want fewer than %zu", a.n, sizes[n - 1]);
-    free(a.p);
-    a = (struct acc){0};
-    last = pull_all(c, clen - 30, ID, key, (uint32_t)n, 4096, &a, &orc);
-    if (last != VAULT_TRUNCATED)
-        fail_msg("truncated: got %ld, want %d", last, VAULT_TRUNCATED);
-    free(a.p);
+    /* 4096: through the reader's chunk buffer; 8 chunks: decrypted in place. */
+    const size_t bad_steps[] = {4096, 8 * VAULT_CHUNK_BYTES};
+    for (size_t k = 0; k < sizeof(bad_steps) / sizeof(bad_steps[0]); k++) {
+        a = (struct acc){0};
+        last = pull_all(bad, clen, ID, key, (uint32_t)n, bad_steps[k], &a, &orc);
+        if (last != VAULT_TAMPERED)
+            fail_msg("flipped byte, step %zu: got %ld, want %d", bad_steps[k], last,
+                     VAULT_TAMPERED);
+        if (a.n >= sizes[n - 1])
+            fail_msg("flipped byte, step %zu: got %zu bytes, want fewer than %zu", bad_steps[k],
+                     a.n, sizes[n - 1]);
+        free(a.p);
+        a = (struct acc){0};
+        last = pull_all(c, clen - 30, ID, key, (uint32_t)n, bad_steps[k], &a, &orc);
+        if (last != VAULT_TRUNCATED)
+            fail_msg("truncated, step %zu: got %ld, want %d", bad_steps[k], last, VAULT_TRUNCATED);
+        if (a.n >= sizes[n - 1])
+            fail_msg("truncated, step %zu: got %zu bytes, want fewer than %zu", bad_steps[k], a.n,
+                     sizes[n - 1]);
+        free(a.p);
+    }
+    /* A chunk decrypted in place that fails its tag leaves the caller's buffer untouched. */
+    FILE *f = fmemopen(bad, clen, "r");
+    assert_non_null(f);
+    struct vault_reader *r = vault_reader_open(f, ID, key, (uint32_t)n, &orc);
+    assert_non_null(r);
+    size_t big = 8 * VAULT_CHUNK_BYTES;
+    unsigned char *piece = xmalloc(big);
+    memset(piece, 0xAA, big);
+    long got = vault_reader_read(r, piece, big);
+    size_t good = sizes[n - 1] / VAULT_CHUNK_BYTES * VAULT_CHUNK_BYTES; /* all but the last chunk */
+    if (got != (long)good)
+        fail_msg("in place: got %ld bytes before the bad chunk, want %zu", got, good);
+    for (size_t i = good; i < big; i++)
+        if (piece[i] != 0xAA)
+            fail_msg("in place: byte %zu of the buffer written (0x%02x) by a chunk that failed", i,
+                     piece[i]);
+    if ((got = vault_reader_read(r, piece, big)) != VAULT_TAMPERED)
+        fail_msg("in place: got %ld after the bad chunk, want %d", got, VAULT_TAMPERED);
+    free(piece);
+    vault_reader_close(r);
+    fclose(f);
     free(bad);
     free(c);
     free_plain(plain, n);
@@ -342,8 +383,8 @@ int main(void)
     if (sodium_init() < 0)
         return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip),      cmocka_unit_test(test_tampered_bytes),
-        cmocka_unit_test(test_truncated),      cmocka_unit_test(test_format_refusals),
+        cmocka_unit_test(test_roundtrip),         cmocka_unit_test(test_tampered_bytes),
+        cmocka_unit_test(test_truncated),         cmocka_unit_test(test_format_refusals),
         cmocka_unit_test(test_seal_buf_and_keys), cmocka_unit_test(test_rewind),
         cmocka_unit_test(test_reader_pull),
     };
