@@ -129,6 +129,9 @@ static size_t utf8_incomplete_tail(const unsigned char *p, size_t n)
 }
 
 /* Text bodies: passes valid UTF-8, turns anything else into U+FFFD. */
+/* The top bit of each of eight bytes: any set means a non-ASCII byte. */
+#define UTF8_HIGH_BITS 0x8080808080808080ull
+
 static void emit_utf8(struct parse_ctx *c, const char *p, size_t n, int final)
 {
     static const char replacement[] = "\xef\xbf\xbd";
@@ -145,6 +148,16 @@ static void emit_utf8(struct parse_ctx *c, const char *p, size_t n, int final)
     }
     size_t run = 0; /* start of the current valid run */
     for (size_t i = 0; i < len;) {
+        /* ASCII is valid as it is: skip it eight bytes at a time. */
+        uint64_t w;
+        while (len - i >= sizeof(w) && (memcpy(&w, s + i, sizeof(w)), !(w & UTF8_HIGH_BITS)))
+            i += sizeof(w);
+        if (i < len && s[i] < 0x80) {
+            i++;
+            continue;
+        }
+        if (i >= len)
+            break;
         uint32_t cp;
         size_t k = mime_utf8_decode(s + i, len - i, &cp);
         if (k > 0) {
@@ -267,6 +280,8 @@ static int is_hex(unsigned char ch)
 
 static void enc_check_push(struct enc_check *e, const unsigned char *p, size_t n)
 {
+    if (e->enc != GMIME_CONTENT_ENCODING_BASE64 && e->enc != GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE)
+        return; /* nothing to check (the loop below would only count bytes) */
     for (size_t i = 0; i < n && !e->bad; i++) {
         unsigned char ch = p[i];
         if (e->enc == GMIME_CONTENT_ENCODING_BASE64) {
