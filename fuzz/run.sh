@@ -26,11 +26,14 @@ run_one() {
     mkdir -p "$corpus"
     dict=""
     [ -f "fuzz/$name.dict" ] && dict="-dict=fuzz/$name.dict"
+    # fuzz/NAME.options: extra libFuzzer flags of one harness, one line.
+    local opts=""
+    [ -f "fuzz/$name.options" ] && opts=$(grep -v '^#' "fuzz/$name.options" | tr '\n' ' ')
     log="$BUILD/fuzz-logs/$name.log"
     # -timeout: one input taking longer is a finding (a hang); -rss_limit_mb
     # bounds memory like the parser child's limit does.
     "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2560 -print_final_stats=1 \
-        -artifact_prefix="$BUILD/artifacts/$name-" $dict ${FUZZ_ARGS:-} \
+        -artifact_prefix="$BUILD/artifacts/$name-" $dict $opts ${FUZZ_ARGS:-} \
         "$corpus" "$seeds/$name" </dev/null >"$log" 2>&1
     local rc=$?
     local execs rate cov ft units
