@@ -69,6 +69,8 @@ int cmd_user(struct cli *c, int argc, char **argv);
 int cmd_vault(struct cli *c, int argc, char **argv);
 int cmd_deliver(struct cli *c, int argc, char **argv);
 int cmd_serve(struct cli *c, int argc, char **argv);
+int cmd_apikey(struct cli *c, int argc, char **argv);
+int cmd_send(struct cli *c, int argc, char **argv);
 int cmd_queue(struct cli *c, int argc, char **argv);
 int cmd_dkim(struct cli *c, int argc, char **argv);
 

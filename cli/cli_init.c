@@ -8,17 +8,55 @@
  */
 #include "cli/cli.h"
 #include "deliver/outbound.h"
+#include "lib/buf.h"
 #include "lib/db.h"
 #include "lib/fsutil.h"
 #include "lib/masterkey.h"
 #include "lib/xalloc.h"
 
+/* Longest character-string in a DNS TXT record (RFC 1035 3.3). */
+#define DNS_TXT_STRING_MAX 255
+/* Directory descriptors nftw may hold open while walking the data dir. */
+#define INIT_NFTW_FDS 16
+
 #include <errno.h>
+#include <ftw.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+static uid_t owner_uid;
+static gid_t owner_gid;
+
+static int chown_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st, (void)type, (void)ftw;
+    return lchown(path, owner_uid, owner_gid) < 0 ? -1 : 0;
+}
+
+/*
+ * Started as root with [server] user set: the data directory and the master
+ * key belong to that user, so `serve` can use them after dropping root.
+ */
+static int give_to_service_user(const struct config *cfg)
+{
+    if (geteuid() != 0 || cfg->user == NULL || cfg->user[0] == '\0')
+        return 0;
+    struct passwd *pw = getpwnam(cfg->user);
+    if (pw == NULL)
+        return cli_fail("[server] user %s: no such user", cfg->user);
+    owner_uid = pw->pw_uid;
+    owner_gid = pw->pw_gid;
+    if (nftw(cfg->data_dir, chown_one, INIT_NFTW_FDS, FTW_PHYS) != 0 ||
+        lchown(cfg->master_key, owner_uid, owner_gid) < 0)
+        return cli_fail("cannot give %s to %s: %s", cfg->data_dir, cfg->user, strerror(errno));
+    return 0;
+}
 
 int cmd_init(struct cli *c, int argc, char **argv)
 {
@@ -66,7 +104,19 @@ int cmd_init(struct cli *c, int argc, char **argv)
         free(err);
         return rc;
     }
+    if (give_to_service_user(cfg) != CLI_OK ||
+        (geteuid() == 0 && cfg->user && cfg->user[0] &&
+         lchown(cfg->dkim_key, owner_uid, owner_gid) < 0)) {
+        free(record);
+        return CLI_ERR;
+    }
     char *dns_name = xasprintf("%s._domainkey.%s", cfg->dkim_selector, cfg->dkim_domain);
+    /* A zone file string holds at most 255 bytes: split the record. */
+    struct buf zone;
+    buf_init(&zone, 0);
+    for (size_t off = 0, len = strlen(record); off < len; off += DNS_TXT_STRING_MAX)
+        if (buf_printf(&zone, "%s\"%.*s\"", off ? " " : "", DNS_TXT_STRING_MAX, record + off) < 0)
+            break;
     if (c->json)
         cli_json_print(json_pack("{s:s,s:i,s:s,s:b,s:s,s:b,s:{s:s,s:s}}", "data_dir", cfg->data_dir,
                                  "schema", version, "master_key", cfg->master_key,
@@ -75,9 +125,10 @@ int cmd_init(struct cli *c, int argc, char **argv)
                                  record));
     else
         printf("initialised %s (store schema %d)\n%s master key %s\n%s DKIM key %s\n"
-               "publish this DNS TXT record:\n%s. IN TXT \"%s\"\n",
+               "publish this DNS TXT record:\n%s. IN TXT ( %s )\n",
                cfg->data_dir, version, made_key ? "created" : "kept", cfg->master_key,
-               made_dkim ? "created" : "kept", cfg->dkim_key, dns_name, record);
+               made_dkim ? "created" : "kept", cfg->dkim_key, dns_name, buf_cstr(&zone));
+    buf_free(&zone);
     free(dns_name);
     free(record);
     return CLI_OK;

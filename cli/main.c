@@ -31,8 +31,14 @@ static const struct command commands[] = {
      "       address remove ADDRESS"},
     {"vault", cmd_vault, "vault list NAME | vault get NAME ITEM [--out DIR]"},
     {"deliver", cmd_deliver, "deliver --to ADDRESS [--to ADDRESS …] < message.eml"},
+    {"serve", cmd_serve, "serve"},
     {"queue", cmd_queue, "queue list | queue flush"},
     {"dkim", cmd_dkim, "dkim keygen [--selector S] [--force] | dkim record"},
+    {"apikey", cmd_apikey, "apikey create NAME [--label TEXT] | apikey list | apikey revoke ID"},
+    {"send", cmd_send,
+     "send create --file F --to EMAIL [--phone P] [--message TEXT] [--expires D]\n"
+     "       [--max-downloads N] [--protect none|code|mtan] [--code C] [--lang L] [--user NAME]\n"
+     "       | send list [--user NAME] | send revoke ID"},
 };
 
 static void usage(FILE *f)

@@ -92,8 +92,13 @@ struct deliver_ctx *deliver_open(struct config *cfg, char **err)
     d->lock_fd = -1;
     struct stat st;
     if (stat(dbpath, &st) < 0 || stat(d->blobs_dir, &st) < 0 || stat(d->tmp_dir, &st) < 0) {
-        *err = xasprintf("data directory %s is not initialised (run: sealpost init)",
-                         cfg->data_dir);
+        if (errno == EACCES)
+            *err = xasprintf("data directory %s: permission denied (it must belong to the user "
+                             "sealpost runs as: run `sealpost init` as root with [server] user set)",
+                             cfg->data_dir);
+        else
+            *err = xasprintf("data directory %s is not initialised (run: sealpost init)",
+                             cfg->data_dir);
         goto fail;
     }
     d->lock_fd = open(d->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);

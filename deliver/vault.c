@@ -437,3 +437,147 @@ enum vault_rc vault_open_buf(const unsigned char *c, size_t clen, const char *id
         *outlen = m.len;
     return VAULT_OK;
 }
+
+/* ---- pull reader ---- */
+
+/*
+ * The same walk as vault_part_read, turned inside out: open finds the part
+ * and its stream header, each read hands out what is left of the current
+ * authenticated chunk and pulls the next one only when that is used up.
+ * Memory is one chunk, whatever the part's size.
+ */
+struct vault_reader {
+    FILE *f;
+    unsigned char ad[AD_BYTES];
+    crypto_secretstream_xchacha20poly1305_state *st; /* locked */
+    unsigned char *plain;                            /* locked: one chunk */
+    unsigned char *cipher;
+    size_t have; /* plaintext bytes in plain */
+    size_t pos;  /* next byte to hand out */
+    int final;   /* the FINAL chunk was pulled */
+    enum vault_rc err;
+};
+
+void vault_reader_close(struct vault_reader *r)
+{
+    if (r == NULL)
+        return;
+    if (r->st)
+        sodium_free(r->st);
+    if (r->plain)
+        sodium_free(r->plain);
+    free(r->cipher);
+    free(r);
+}
+
+struct vault_reader *vault_reader_open(FILE *f, const char *id, const unsigned char *key,
+                                       uint32_t index, enum vault_rc *rc)
+{
+    unsigned char want[VAULT_HEADER_BYTES], ss_header[SS_HEADER];
+    struct vault_reader *r = xcalloc(1, sizeof(*r));
+    r->f = f;
+    r->st = sodium_malloc(sizeof(*r->st));
+    r->plain = sodium_malloc(VAULT_CHUNK_BYTES);
+    r->cipher = xmalloc(CHUNK_MAX_CIPHER);
+    enum vault_rc e;
+    if (r->st == NULL || r->plain == NULL) {
+        e = VAULT_IO;
+        goto fail;
+    }
+    if (fseeko(f, 0, SEEK_SET) < 0) {
+        e = VAULT_IO;
+        goto fail;
+    }
+    if ((e = read_exact(f, r->ad, VAULT_HEADER_BYTES)) != VAULT_OK) {
+        if (e == VAULT_TRUNCATED)
+            e = VAULT_BAD_FORMAT;
+        goto fail;
+    }
+    container_header(want, id);
+    if (memcmp(r->ad, want, VAULT_HEADER_BYTES) != 0) {
+        e = VAULT_BAD_FORMAT;
+        goto fail;
+    }
+    for (;;) {
+        unsigned char *ph = r->ad + VAULT_HEADER_BYTES;
+        size_t got = fread(ph, 1, VAULT_PART_HEADER_BYTES, f);
+        if (got == 0 && feof(f)) {
+            e = VAULT_NOT_FOUND;
+            goto fail;
+        }
+        if (got != VAULT_PART_HEADER_BYTES) {
+            e = ferror(f) ? VAULT_IO : VAULT_TRUNCATED;
+            goto fail;
+        }
+        if (memcmp(ph, VAULT_PART_MAGIC, 4) != 0 || get_u32(ph + 8) != VAULT_CHUNK_BYTES) {
+            e = VAULT_BAD_FORMAT;
+            goto fail;
+        }
+        if (get_u32(ph + 4) == index)
+            break;
+        if ((e = skip_part(f)) != VAULT_OK)
+            goto fail;
+    }
+    if ((e = read_exact(f, ss_header, SS_HEADER)) != VAULT_OK)
+        goto fail;
+    unsigned char subkey[crypto_secretstream_xchacha20poly1305_KEYBYTES];
+    part_key(subkey, key, index);
+    int ok = crypto_secretstream_xchacha20poly1305_init_pull(r->st, ss_header, subkey);
+    sodium_memzero(subkey, sizeof(subkey));
+    if (ok != 0) {
+        e = VAULT_BAD_FORMAT;
+        goto fail;
+    }
+    *rc = VAULT_OK;
+    return r;
+fail:
+    vault_reader_close(r);
+    *rc = e;
+    return NULL;
+}
+
+/* Pulls and authenticates the next chunk into r->plain. */
+static enum vault_rc reader_pull(struct vault_reader *r)
+{
+    uint32_t clen;
+    int last;
+    unsigned long long plen;
+    unsigned char tag;
+    enum vault_rc rc;
+    if ((rc = read_chunk_len(r->f, &clen, &last)) != VAULT_OK)
+        return rc;
+    if ((rc = read_exact(r->f, r->cipher, clen)) != VAULT_OK)
+        return rc;
+    if (crypto_secretstream_xchacha20poly1305_pull(r->st, r->plain, &plen, &tag, r->cipher, clen,
+                                                   r->ad, AD_BYTES) != 0)
+        return VAULT_TAMPERED;
+    int final = tag == crypto_secretstream_xchacha20poly1305_TAG_FINAL;
+    if (final != last)
+        return final ? VAULT_TAMPERED : VAULT_TRUNCATED;
+    r->have = (size_t)plen;
+    r->pos = 0;
+    r->final = final;
+    return VAULT_OK;
+}
+
+long vault_reader_read(struct vault_reader *r, void *p, size_t n)
+{
+    if (r->err != VAULT_OK)
+        return r->err;
+    while (r->pos == r->have) {
+        if (r->final)
+            return 0;
+        sodium_memzero(r->plain, r->have);
+        enum vault_rc rc = reader_pull(r);
+        if (rc != VAULT_OK) {
+            r->err = rc;
+            return rc;
+        }
+    }
+    size_t take = r->have - r->pos;
+    if (take > n)
+        take = n;
+    memcpy(p, r->plain + r->pos, take);
+    r->pos += take;
+    return (long)take;
+}

@@ -98,4 +98,24 @@ enum vault_rc vault_open_buf(const unsigned char *c, size_t clen, const char *id
                              const unsigned char *key, uint32_t index, size_t max, char **out,
                              size_t *outlen) __attribute__((warn_unused_result));
 
+/* ---- pull reader (for streaming a part out, e.g. an HTTP download) ---- */
+
+struct vault_reader;
+/*
+ * Positions a reader on part index of the container in f (same checks as
+ * vault_part_read). NULL with *rc set when the container or part is not
+ * right. f stays the caller's; key is copied into locked memory.
+ */
+struct vault_reader *vault_reader_open(FILE *f, const char *id, const unsigned char *key,
+                                       uint32_t index, enum vault_rc *rc);
+/*
+ * Copies up to n bytes of authenticated plaintext into p. Returns the bytes
+ * copied (> 0), 0 once the part ended with its FINAL tag, or a negative
+ * enum vault_rc (tampered, truncated, I/O); after an error every call
+ * returns it again.
+ */
+long vault_reader_read(struct vault_reader *r, void *p, size_t n);
+/* Wipes and frees the reader (not f). */
+void vault_reader_close(struct vault_reader *r);
+
 #endif

@@ -208,5 +208,140 @@ enum db_rc db_queue_foreach(struct db *db, int (*fn)(const struct db_queue_entry
                             void *arg);
 /* Deletes finished mail last changed before t. */
 enum db_rc db_queue_purge(struct db *db, int64_t before) __attribute__((warn_unused_result));
+/* ==== sends / api keys (lib/db_send.c; owned by sendlink/) ==== */
+
+#define DB_HASH_BYTES 32
+
+/* States of a send; "locked" is not a state but locked_until > now. */
+#define DB_SEND_ACTIVE "active"
+#define DB_SEND_REVOKED "revoked"
+#define DB_SEND_EXPIRED "expired"
+#define DB_SEND_USED_UP "used_up"
+
+/*
+ * One secure send. Nothing here is readable without the link token (file
+ * key, page record) or the server's master key (recipient, phone, MACs);
+ * see sendlink/sendlink_crypto.c and docs/FORMATS.md "Send".
+ */
+struct db_send {
+    char id[DB_ID_MAX + 1];
+    int64_t user_id;                /* 0: created by an admin without --user */
+    char apikey_id[DB_ID_MAX + 1];  /* "" when not created through the API */
+    unsigned char token_hash[DB_HASH_BYTES];
+    int64_t created;
+    int64_t expires;
+    int64_t max_downloads;
+    int64_t downloads;
+    char protect[8];                /* none | code | mtan */
+    char state[12];                 /* DB_SEND_* */
+    int64_t attempts;               /* wrong codes since the last success or unlock */
+    int64_t failures;               /* wrong codes in total */
+    int64_t locked_until;           /* 0: not locked; INT64_MAX: for good */
+    int64_t destroyed;              /* when the file was destroyed; 0: still there */
+    int64_t size;                   /* plaintext bytes of the file */
+    int64_t page_views;
+    int64_t sender_notified;        /* when the sender was told of the first download */
+    unsigned char *code_mac;        /* protect=code; NULL otherwise or once destroyed */
+    size_t code_mac_len;
+    unsigned char *wrapped_key;     /* file key wrapped by the token (+ code) */
+    size_t wrapped_key_len;
+    unsigned char *page;            /* page record sealed under the token */
+    size_t page_len;
+    unsigned char *recipient;       /* recipient address sealed under the server key */
+    size_t recipient_len;
+    unsigned char *phone;           /* E.164 number sealed under the server key, or NULL */
+    size_t phone_len;
+    unsigned char *mtan_mac;        /* current mTAN (issue 5), or NULL */
+    size_t mtan_mac_len;
+    int64_t mtan_expires;
+    int64_t mtan_sends;
+};
+void db_send_clear(struct db_send *s);
+
+enum db_rc db_send_insert(struct db *db, const struct db_send *s)
+    __attribute__((warn_unused_result));
+enum db_rc db_send_get(struct db *db, const char *id, struct db_send *out)
+    __attribute__((warn_unused_result));
+enum db_rc db_send_get_by_token(struct db *db, const unsigned char hash[DB_HASH_BYTES],
+                                struct db_send *out) __attribute__((warn_unused_result));
+/* Sends of user_id (all sends when user_id < 0), newest first. */
+enum db_rc db_send_foreach(struct db *db, int64_t user_id,
+                           int (*fn)(const struct db_send *s, void *arg), void *arg);
+/* Sends whose file must go: not destroyed and not active, or expired by now. */
+enum db_rc db_send_foreach_due(struct db *db, int64_t now,
+                               int (*fn)(const struct db_send *s, void *arg), void *arg);
+/* Moves an active send to state (revoked/expired); DB_NOTFOUND if it was not active. */
+enum db_rc db_send_end(struct db *db, const char *id, const char *state)
+    __attribute__((warn_unused_result));
+/* Forgets the wrapped key, page record, recipient, phone and MACs; sets destroyed. */
+enum db_rc db_send_destroy(struct db *db, const char *id, int64_t now)
+    __attribute__((warn_unused_result));
+/*
+ * Counts one whole download of an active send; the send becomes used_up at
+ * max_downloads. *downloads gets the new count. DB_NOTFOUND if not active.
+ */
+enum db_rc db_send_download_count(struct db *db, const char *id, int64_t *downloads)
+    __attribute__((warn_unused_result));
+/*
+ * Counts a wrong code. When attempts reach max_attempts the link locks until
+ * lock_until (and for good, INT64_MAX, once failures reach hard_max).
+ * *attempts and *locked_until get the new values.
+ */
+enum db_rc db_send_code_failed(struct db *db, const char *id, int64_t max_attempts,
+                               int64_t lock_until, int64_t hard_max, int64_t *attempts,
+                               int64_t *locked_until) __attribute__((warn_unused_result));
+/* Clears attempts and an ended (temporary) lock. */
+enum db_rc db_send_attempts_reset(struct db *db, const char *id) __attribute__((warn_unused_result));
+enum db_rc db_send_page_viewed(struct db *db, const char *id, int64_t *views)
+    __attribute__((warn_unused_result));
+/* Claims the one "first download" mail: DB_OK once, DB_NOTFOUND after. */
+enum db_rc db_send_sender_notify_claim(struct db *db, const char *id)
+    __attribute__((warn_unused_result));
+
+struct db_apikey {
+    char id[DB_ID_MAX + 1];
+    int64_t user_id;
+    char *label;                    /* may be NULL */
+    unsigned char hash[DB_HASH_BYTES];
+    int64_t created;
+    int64_t revoked;                /* 0: valid */
+    int64_t last_used;
+};
+void db_apikey_clear(struct db_apikey *k);
+
+enum db_rc db_apikey_insert(struct db *db, const struct db_apikey *k)
+    __attribute__((warn_unused_result));
+enum db_rc db_apikey_get_by_hash(struct db *db, const unsigned char hash[DB_HASH_BYTES],
+                                 struct db_apikey *out) __attribute__((warn_unused_result));
+enum db_rc db_apikey_foreach(struct db *db, int (*fn)(const struct db_apikey *k, void *arg),
+                             void *arg);
+/* DB_NOTFOUND if no such key or it was revoked already. */
+enum db_rc db_apikey_revoke(struct db *db, const char *id) __attribute__((warn_unused_result));
+enum db_rc db_apikey_touch(struct db *db, const char *id, int64_t now)
+    __attribute__((warn_unused_result));
+
+/* An Idempotency-Key of one API key: pending while the first request runs. */
+struct db_idem {
+    int done;
+    int64_t created;
+    unsigned char fingerprint[DB_HASH_BYTES];
+    int status;
+    unsigned char *response;        /* sealed under a key only the API key opens */
+    size_t response_len;
+};
+void db_idem_clear(struct db_idem *r);
+
+/* Inserts a pending record: DB_OK, or DB_EXISTS when the key is known. */
+enum db_rc db_idem_claim(struct db *db, const char *apikey_id, const char *key, int64_t now)
+    __attribute__((warn_unused_result));
+enum db_rc db_idem_get(struct db *db, const char *apikey_id, const char *key, struct db_idem *out)
+    __attribute__((warn_unused_result));
+enum db_rc db_idem_finish(struct db *db, const char *apikey_id, const char *key,
+                          const struct db_idem *r) __attribute__((warn_unused_result));
+enum db_rc db_idem_delete(struct db *db, const char *apikey_id, const char *key)
+    __attribute__((warn_unused_result));
+/* Drops finished records created before done_before and pending ones before pending_before. */
+enum db_rc db_idem_expire(struct db *db, int64_t done_before, int64_t pending_before)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -266,6 +266,18 @@ static const struct cf_key keys[] = {
      "text of the mTAN SMS; {code} is replaced; one SMS (160 ASCII characters)"},
     {SEC_SENDLINK, "notify_sender", CF_BOOL, CO(notify_sender), "no", 0, 0, 0, NULL, NULL,
      "mail the sender when a send is downloaded"},
+    {SEC_SENDLINK, "min_expiry", CF_DURATION, CO(min_expiry), "1h", 1, 365 * DUR_D, 0, NULL, NULL,
+     "shortest lifetime a send may ask for"},
+    {SEC_SENDLINK, "sweep_interval", CF_DURATION, CO(sweep_interval), "1m", 1, DUR_H, 0, NULL,
+     NULL, "how often expired, revoked and used-up sends are destroyed"},
+    {SEC_SENDLINK, "api_rate_limit", CF_UINT, CO(api_rate_limit), "120", 0, 1000000, 0, NULL,
+     NULL, "API requests per minute per API key, beyond which 429 (0: no limit)"},
+    {SEC_SENDLINK, "http_threads", CF_UINT, CO(http_threads), "4", 1, 256, 0, NULL, NULL,
+     "threads serving HTTP (uploads and downloads stream; memory is flat in file size)"},
+    {SEC_SENDLINK, "http_max_connections", CF_UINT, CO(http_max_connections), "1000", 1, 100000,
+     0, NULL, NULL, "concurrent HTTP connections"},
+    {SEC_SENDLINK, "http_timeout", CF_DURATION, CO(http_timeout), "60s", 1, DUR_H, 0, NULL, NULL,
+     "an HTTP connection idle this long is closed"},
 
     /* [sms] */
     {SEC_SMS, "routes", CF_LIST, CO(sms_routes), "", 0, 0, 0, NULL, check_name,

@@ -128,6 +128,12 @@ struct config {
     unsigned mtan_max_sends;
     char *sms_template;
     bool notify_sender;
+    uint64_t min_expiry;          /* shortest lifetime a send may ask for */
+    uint64_t sweep_interval;      /* how often the sweeper destroys ended sends */
+    unsigned api_rate_limit;      /* API requests per minute per API key; 0 = off */
+    unsigned http_threads;        /* HTTP worker threads */
+    unsigned http_max_connections;
+    uint64_t http_timeout;        /* idle HTTP connection */
 
     /* [sms] */
     struct strlist sms_routes;

@@ -255,6 +255,88 @@ static void test_rewind(void **state)
     fclose(f);
 }
 
+/* ---- pull reader (vault_reader_*) ---- */
+
+/* Reads part index with the pull reader in pieces of step bytes. */
+static long pull_all(const unsigned char *c, size_t clen, const char *id, const unsigned char *key,
+                     uint32_t index, size_t step, struct acc *a, enum vault_rc *open_rc)
+{
+    FILE *f = fmemopen((void *)c, clen, "r");
+    assert_non_null(f);
+    struct vault_reader *r = vault_reader_open(f, id, key, index, open_rc);
+    long got = 0;
+    if (r) {
+        unsigned char *piece = xmalloc(step);
+        while ((got = vault_reader_read(r, piece, step)) > 0)
+            acc_sink(a, piece, (size_t)got);
+        free(piece);
+        vault_reader_close(r);
+    }
+    fclose(f);
+    return got;
+}
+
+static void test_reader_pull(void **state)
+{
+    (void)state;
+    unsigned char key[VAULT_KEY_BYTES], other[VAULT_KEY_BYTES];
+    randombytes_buf(key, sizeof(key));
+    randombytes_buf(other, sizeof(other));
+    const size_t sizes[] = {0, 1, VAULT_CHUNK_BYTES, 3 * VAULT_CHUNK_BYTES + 5, 200001};
+    const size_t steps[] = {1, 1000, VAULT_CHUNK_BYTES, 3 * VAULT_CHUNK_BYTES};
+    size_t n = sizeof(sizes) / sizeof(sizes[0]);
+    unsigned char *c, **plain;
+    size_t clen;
+    build(key, sizes, n, &c, &clen, &plain);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+            if (steps[k] == 1 && sizes[i] > VAULT_CHUNK_BYTES)
+                continue; /* byte by byte only for the small parts */
+            struct acc a = {0};
+            enum vault_rc orc;
+            long last = pull_all(c, clen, ID, key, (uint32_t)i + 1, steps[k], &a, &orc);
+            if (orc != VAULT_OK || last != 0)
+                fail_msg("part %zu step %zu: got open %s, last %ld; want ok, 0", i + 1, steps[k],
+                         vault_rc_str(orc), last);
+            if (a.n != sizes[i])
+                fail_msg("part %zu step %zu: got %zu bytes, want %zu", i + 1, steps[k], a.n,
+                         sizes[i]);
+            if (sizes[i])
+                assert_memory_equal(a.p, plain[i], sizes[i]);
+            free(a.p);
+        }
+    }
+    /* Refusals: unknown part, other id, wrong key, a flipped byte, truncation. */
+    struct acc a = {0};
+    enum vault_rc orc;
+    pull_all(c, clen, ID, key, 99, 100, &a, &orc);
+    if (orc != VAULT_NOT_FOUND)
+        fail_msg("unknown part: got %s, want %s", vault_rc_str(orc), vault_rc_str(VAULT_NOT_FOUND));
+    pull_all(c, clen, ID2, key, 1, 100, &a, &orc);
+    if (orc != VAULT_BAD_FORMAT)
+        fail_msg("other id: got %s, want %s", vault_rc_str(orc), vault_rc_str(VAULT_BAD_FORMAT));
+    long last = pull_all(c, clen, ID, other, 2, 100, &a, &orc);
+    if (orc != VAULT_OK || last != VAULT_TAMPERED || a.n != 0)
+        fail_msg("wrong key: got open %s, last %ld, %zu bytes; want ok, %d, 0", vault_rc_str(orc),
+                 last, a.n, VAULT_TAMPERED);
+    unsigned char *bad = xmemdup(c, clen);
+    bad[clen - 10] ^= 1; /* inside the last chunk of the last part */
+    last = pull_all(bad, clen, ID, key, (uint32_t)n, 4096, &a, &orc);
+    if (last != VAULT_TAMPERED)
+        fail_msg("flipped byte: got %ld, want %d", last, VAULT_TAMPERED);
+    if (a.n >= sizes[n - 1])
+        fail_msg("flipped byte: got %zu bytes, want fewer than %zu", a.n, sizes[n - 1]);
+    free(a.p);
+    a = (struct acc){0};
+    last = pull_all(c, clen - 30, ID, key, (uint32_t)n, 4096, &a, &orc);
+    if (last != VAULT_TRUNCATED)
+        fail_msg("truncated: got %ld, want %d", last, VAULT_TRUNCATED);
+    free(a.p);
+    free(bad);
+    free(c);
+    free_plain(plain, n);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -263,6 +345,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip),      cmocka_unit_test(test_tampered_bytes),
         cmocka_unit_test(test_truncated),      cmocka_unit_test(test_format_refusals),
         cmocka_unit_test(test_seal_buf_and_keys), cmocka_unit_test(test_rewind),
+        cmocka_unit_test(test_reader_pull),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,290 @@
+/*
+ * smtpd_pool — the bounded worker pool that does the slow work of sessions
+ * off the I/O thread: recipient lookups (store reads) and delivery (MIME
+ * parse, encryption, fsync, commit), later DKIM/SPF checks through the
+ * authentication hook.
+ *
+ * [server] workers threads (0 = the number of cores), each with its own
+ * deliver context (a store connection) opened with the config snapshot of
+ * the job, reopened when a reload changed it. The I/O thread pushes jobs;
+ * a worker runs one, puts it on the done list and writes the eventfd; the
+ * I/O thread collects finished jobs and hands each back to its session.
+ * Each session has at most one job at a time, so the queue is bounded by
+ * the number of sessions, and memory by the workers in use.
+ *
+ * Workers touch only the job (their own copies of every string), never the
+ * session.
+ */
+#include "smtpd/smtpd_auth.h"
+#include "smtpd/smtpd_int.h"
+
+#include "lib/log.h"
+#include "lib/xalloc.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+struct smtpd_pool {
+    unsigned n;
+    pthread_t *threads;
+    unsigned started;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct smtpd_job *head, *tail; /* waiting */
+    struct smtpd_job *done;        /* finished, newest first */
+    bool stop;
+    int efd;
+};
+
+struct smtpd_job *smtpd_job_new(enum smtpd_job_kind kind, struct smtpd_session *s)
+{
+    struct smtpd_job *j = xcalloc(1, sizeof(*j));
+    j->kind = kind;
+    j->sess = s;
+    j->cfg = config_ref(s->cfg);
+    memcpy(j->sid, s->id, sizeof(j->sid));
+    j->fd = -1;
+    j->status = SP_TEMPFAIL;
+    return j;
+}
+
+void smtpd_job_free(struct smtpd_job *j)
+{
+    if (j == NULL)
+        return;
+    free(j->address);
+    rcpt_clear(&j->rcpt);
+    if (j->fd >= 0)
+        close(j->fd);
+    for (size_t i = 0; i < j->nrcpts; i++)
+        rcpt_clear(&j->rcpts[i]);
+    free(j->rcpts);
+    free(j->received);
+    free(j->helo);
+    free(j->client_addr);
+    free(j->mail_from);
+    free(j->via);
+    free(j->tls_version);
+    free(j->tls_cipher);
+    config_unref(j->cfg);
+    free(j);
+}
+
+struct worker {
+    struct deliver_ctx *dc;
+    struct config *cfg; /* the config dc was opened with */
+};
+
+static struct deliver_ctx *worker_ctx(struct worker *w, struct config *cfg)
+{
+    if (w->dc && w->cfg == cfg)
+        return w->dc;
+    if (w->dc)
+        deliver_close(w->dc);
+    w->dc = NULL;
+    w->cfg = NULL;
+    char *err = NULL;
+    w->dc = deliver_open(cfg, &err);
+    if (w->dc == NULL) {
+        msg_error("-: smtpd worker cannot open the store: %s", err ? scrub(err) : "unknown");
+        free(err);
+        return NULL;
+    }
+    w->cfg = cfg;
+    return w->dc;
+}
+
+static void job_rcpt(struct worker *w, struct smtpd_job *j)
+{
+    struct deliver_ctx *dc = worker_ctx(w, j->cfg);
+    if (dc == NULL) {
+        j->status = SP_TEMPFAIL;
+        return;
+    }
+    j->status = deliver_rcpt_check(dc, j->address, j->size_hint, &j->rcpt);
+}
+
+static void job_deliver(struct worker *w, struct smtpd_job *j)
+{
+    struct deliver_ctx *dc = worker_ctx(w, j->cfg);
+    if (dc == NULL) {
+        j->status = SP_TEMPFAIL;
+        return;
+    }
+    /* DKIM and SPF of the message (bounded by dns_timeout), then the
+     * Authentication-Results line goes below our Received: line. */
+    struct smtpd_auth_request rq = {
+        .client_ip = j->client_addr,
+        .helo = j->helo,
+        .mail_from = j->mail_from,
+        .authserv_id = j->cfg->hostname,
+        .dkim = j->cfg->dkim_verify,
+        .spf = j->cfg->spf,
+        .dns_timeout = (unsigned)j->cfg->dns_timeout,
+    };
+    struct smtpd_auth_result *ar = xcalloc(1, sizeof(*ar));
+    if (smtpd_auth_check(&rq, j->fd, ar) < 0) /* ar still says temperror */
+        msg_warn("%s: authentication checks could not read the message", j->queue_id);
+    char dkim[SMTPD_AUTH_RESULT_MAX + SMTPD_AUTH_DOMAIN_MAX + 8];
+    if (ar->dkim_domain[0])
+        snprintf(dkim, sizeof(dkim), "%s (d=%s)", ar->dkim, ar->dkim_domain);
+    else
+        snprintf(dkim, sizeof(dkim), "%s", ar->dkim[0] ? ar->dkim : "none");
+    char *trace = xasprintf("%s%s", j->received, ar->header);
+    struct arrival a = {
+        .trace = trace,
+        .via = j->via,
+        .helo = j->helo,
+        .client_addr = j->client_addr,
+        .mail_from = j->mail_from,
+        .tls_version = j->tls_version,
+        .tls_cipher = j->tls_cipher,
+        .dkim = rq.dkim ? dkim : NULL,
+        .spf = rq.spf ? (ar->spf[0] ? ar->spf : "none") : NULL,
+    };
+    j->status = deliver_message(dc, j->fd, j->rcpts, j->nrcpts, &a, j->queue_id);
+    free(trace);
+    free(ar);
+}
+
+static void *worker_main(void *arg)
+{
+    struct smtpd_pool *p = arg;
+    struct worker w = {0};
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        while (p->head == NULL && !p->stop)
+            pthread_cond_wait(&p->cond, &p->lock);
+        if (p->head == NULL) { /* stop, and nothing left */
+            pthread_mutex_unlock(&p->lock);
+            break;
+        }
+        struct smtpd_job *j = p->head;
+        p->head = j->next;
+        if (p->head == NULL)
+            p->tail = NULL;
+        pthread_mutex_unlock(&p->lock);
+
+        if (j->kind == JOB_RCPT)
+            job_rcpt(&w, j);
+        else
+            job_deliver(&w, j);
+
+        pthread_mutex_lock(&p->lock);
+        j->next = p->done;
+        p->done = j;
+        pthread_mutex_unlock(&p->lock);
+        uint64_t one = 1;
+        while (write(p->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+            ;
+    }
+    if (w.dc)
+        deliver_close(w.dc);
+    return NULL;
+}
+
+struct smtpd_pool *smtpd_pool_new(unsigned workers)
+{
+    struct smtpd_pool *p = xcalloc(1, sizeof(*p));
+    if (workers == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        workers = cores > 0 ? (unsigned)cores : 1;
+    }
+    p->n = workers;
+    p->threads = xcalloc(workers, sizeof(*p->threads));
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->cond, NULL);
+    p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (p->efd < 0)
+        msg_fatal("eventfd: %s", strerror(errno));
+    return p;
+}
+
+int smtpd_pool_start(struct smtpd_pool *p, char **err)
+{
+    for (; p->started < p->n; p->started++) {
+        int rc = pthread_create(&p->threads[p->started], NULL, worker_main, p);
+        if (rc != 0) {
+            *err = xasprintf("cannot start a worker thread: %s", strerror(rc));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+unsigned smtpd_pool_size(const struct smtpd_pool *p)
+{
+    return p->n;
+}
+
+int smtpd_pool_fd(const struct smtpd_pool *p)
+{
+    return p->efd;
+}
+
+void smtpd_pool_push(struct smtpd_pool *p, struct smtpd_job *j)
+{
+    j->next = NULL;
+    pthread_mutex_lock(&p->lock);
+    if (p->tail)
+        p->tail->next = j;
+    else
+        p->head = j;
+    p->tail = j;
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+struct smtpd_job *smtpd_pool_collect(struct smtpd_pool *p)
+{
+    uint64_t v;
+    while (read(p->efd, &v, sizeof(v)) < 0 && errno == EINTR)
+        ;
+    pthread_mutex_lock(&p->lock);
+    struct smtpd_job *list = p->done;
+    p->done = NULL;
+    pthread_mutex_unlock(&p->lock);
+    /* Oldest first. */
+    struct smtpd_job *rev = NULL;
+    while (list) {
+        struct smtpd_job *n = list->next;
+        list->next = rev;
+        rev = list;
+        list = n;
+    }
+    return rev;
+}
+
+void smtpd_pool_stop(struct smtpd_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->stop = true;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    for (unsigned i = 0; i < p->started; i++)
+        pthread_join(p->threads[i], NULL);
+    p->started = 0;
+}
+
+void smtpd_pool_free(struct smtpd_pool *p)
+{
+    if (p == NULL)
+        return;
+    struct smtpd_job *j;
+    while ((j = p->done) != NULL) {
+        p->done = j->next;
+        smtpd_job_free(j);
+    }
+    while ((j = p->head) != NULL) {
+        p->head = j->next;
+        smtpd_job_free(j);
+    }
+    close(p->efd);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->cond);
+    free(p->threads);
+    free(p);
+}
