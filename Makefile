@@ -52,7 +52,7 @@ PLUGIN_SO  := $(PLUGIN_SRC:sendlink/plugins/%.c=$(BUILD)/plugins/%.so)
 FUZZ_SRC   := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN   := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_REPLAY := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz-replay/%)
-FAULT_SO   := $(BUILD)/faultinject.so
+FAULT_SO   := $(BUILD)/faultinject.so $(BUILD)/probe.so
 
 DEB_PKGS = build-essential pkg-config clang libclang-rt-14-dev libgmime-3.0-dev libsodium-dev libsqlite3-dev \
            libetpan-dev libopendkim-dev libmicrohttpd-dev libssl-dev libjansson-dev \
@@ -98,8 +98,9 @@ $(BUILD)/fuzz/%: fuzz/%.c $(BUILD)/libsealpost.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libsealpost.a $(LIBS)
 
-# The fault-injection shim (tests/faultinject/), LD_PRELOADed by tests.
-$(FAULT_SO): tests/faultinject/faultinject.c
+# The fault-injection and privilege-probe shims (tests/faultinject/),
+# LD_PRELOADed by tests; never linked into the product.
+$(BUILD)/%.so: tests/faultinject/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $< -ldl
 
