@@ -89,12 +89,12 @@ $(BUILD)/plugins/%.so: sendlink/plugins/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $<
 
-$(BUILD)/fuzz-replay/%: fuzz/%.c fuzz/replay_main.c $(BUILD)/libsealpost.a
+$(BUILD)/fuzz-replay/%: fuzz/%.c fuzz/replay_main.c fuzz/fuzz_net.h $(BUILD)/libsealpost.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< fuzz/replay_main.c $(BUILD)/libsealpost.a $(LIBS)
 
 # libFuzzer binaries: only in the fuzz build (CC=clang, see fuzz-build).
-$(BUILD)/fuzz/%: fuzz/%.c $(BUILD)/libsealpost.a
+$(BUILD)/fuzz/%: fuzz/%.c fuzz/fuzz_net.h $(BUILD)/libsealpost.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libsealpost.a $(LIBS)
 
@@ -138,6 +138,7 @@ FUZZ_CFLAGS = -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointe
               -fno-sanitize-recover=undefined
 
 fuzz-build:
+	$(MAKE) build/sealpost
 	$(MAKE) BUILD=build-fuzz CC=clang OPT=-O1 EXTRA_CFLAGS="$(FUZZ_CFLAGS)" \
 	  EXTRA_LDFLAGS="-fsanitize=address,undefined" \
 	  $(patsubst fuzz/%.c,build-fuzz/fuzz/%,$(FUZZ_SRC))

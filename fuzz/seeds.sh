@@ -3,7 +3,8 @@
 #   $1/config  etc/*.conf.example, every [section] of it alone, small cases
 #   $1/mime    tests/data/mime/*.eml, tests/data/messages/*.eml
 #   $1/vault   tamper-mode recipes and raw containers (fuzz/vault_seeds.py)
-#   (smtpd, sendlink: session transcripts, when those harnesses exist)
+#   $1/smtp    SMTP transcripts, test messages sent through DATA
+#   $1/http    secure-send API and page requests (fuzz/net_seeds.py)
 # and adds the kept regression inputs (tests/data/fuzz-regressions/NAME/).
 # Usage: fuzz/seeds.sh OUTDIR
 set -eu
@@ -33,6 +34,9 @@ done
 
 # vault: recipes for the tamper mode (byte 0 odd) and raw garbage (even).
 /usr/bin/python3 fuzz/vault_seeds.py "$out/vault"
+
+# smtp, http: transcripts and requests (placeholders, see fuzz/fuzz_net.h).
+/usr/bin/python3 fuzz/net_seeds.py "$out" tests/data/messages/*.eml tests/data/mime/*.eml
 
 for d in tests/data/fuzz-regressions/*/; do
     [ -d "$d" ] || continue
