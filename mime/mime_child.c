@@ -423,6 +423,7 @@ static int child_sandbox(void)
         SC_ALLOW_NR(SYS_rt_sigreturn),
         SC_ALLOW_NR(SYS_rt_sigprocmask),
         SC_ALLOW_NR(SYS_restart_syscall),
+        SC_ALLOW_NR(SYS_sigaltstack), /* sanitizer runtimes, at exit */
         SC_ALLOW_NR(SYS_exit),
         SC_ALLOW_NR(SYS_exit_group),
         SC_KILL,
