@@ -9,6 +9,7 @@
 #   FUZZ_JOBS=N   run N harnesses at once (default 1)
 #   FUZZ_ONLY=re  only the harnesses whose name matches
 #   FUZZ_ARGS=…   extra libFuzzer flags
+#   FUZZ_CORPUS=d the working corpora (default $BUILD/corpus)
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build-fuzz}
@@ -22,7 +23,7 @@ fail=0
 run_one() {
     local bin=$1 name corpus dict log
     name=$(basename "$bin" | sed 's/^fuzz_//')
-    corpus="$BUILD/corpus/$name"
+    corpus="${FUZZ_CORPUS:-$BUILD/corpus}/$name"
     mkdir -p "$corpus"
     dict=""
     [ -f "fuzz/$name.dict" ] && dict="-dict=fuzz/$name.dict"
