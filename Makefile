@@ -8,6 +8,7 @@
 #   make fuzz     libFuzzer harnesses (clang) in build-fuzz/, each run
 #                 FUZZ_SECONDS (default 60) on its seed corpus (fuzz/run.sh)
 #   make fuzz-smoke  the same, one minute each (CI)
+#   make valgrind unit tests and a whole delivery under valgrind memcheck
 #   make install  PREFIX=/usr/local DESTDIR=
 #   make clean
 #
@@ -57,9 +58,9 @@ FAULT_SO   := $(BUILD)/faultinject.so $(BUILD)/probe.so
 DEB_PKGS = build-essential pkg-config clang libclang-rt-14-dev libgmime-3.0-dev libsodium-dev libsqlite3-dev \
            libetpan-dev libopendkim-dev libmicrohttpd-dev libssl-dev libjansson-dev \
            libcurl4-gnutls-dev libcmocka-dev libspf2-dev \
-           python3 swaks python3-dkim opendkim-tools openssl curl chromium chromium-driver
+           python3 swaks python3-dkim opendkim-tools openssl curl valgrind chromium chromium-driver
 
-.PHONY: all deps test check unit run asan install clean format tests-bin fuzz fuzz-smoke fuzz-build
+.PHONY: all deps test check unit run asan valgrind install clean format tests-bin fuzz fuzz-smoke fuzz-build
 
 all: $(BUILD)/sealpost tests-bin
 
@@ -148,6 +149,8 @@ fuzz: fuzz-build
 
 fuzz-smoke: fuzz-build
 	BUILD=build-fuzz fuzz/run.sh 60
+valgrind: all
+	BUILD=$(BUILD) tests/valgrind.sh
 
 run: deps
 	$(MAKE) $(BUILD)/sealpost

@@ -34,6 +34,7 @@ static const struct command commands[] = {
     {"serve", cmd_serve, "serve"},
     {"queue", cmd_queue, "queue list | queue flush"},
     {"dkim", cmd_dkim, "dkim keygen [--selector S] [--force] | dkim record"},
+    {"sms", cmd_sms, "sms test NUMBER"},
     {"apikey", cmd_apikey, "apikey create NAME [--label TEXT] | apikey list | apikey revoke ID"},
     {"send", cmd_send,
      "send create --file F --to EMAIL [--phone P] [--message TEXT] [--expires D]\n"

@@ -25,6 +25,7 @@
  */
 #include "deliver/outbound_internal.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/masterkey.h"
 #include "lib/xalloc.h"
 
@@ -90,6 +91,9 @@ static int result_record(struct db *db, const struct config *cfg, const struct d
         msg_error("%s: outbound: cannot record the result (store error %d)", e->id, (int)r);
         return -1;
     }
+    metrics_inc("outbound_attempts_total", res == OUTBOUND_SENT ? "result=sent"
+                                           : state              ? "result=failed"
+                                                                : "result=deferred");
     if (res == OUTBOUND_SENT) {
         st->delivered++;
         msg_info("%s: sent: kind=%s, send=%s, relay=%s, attempts=%u, reply=%s", e->id,
@@ -214,6 +218,9 @@ static void *runner_main(void *arg)
         struct outbound_pass_stats st;
         if (deliver_pass(r->db, cfg, r->master, (int64_t)time(NULL), &st, &r->stop) < 0)
             msg_warn("outbound: delivery pass failed; next in %ds", OUTBOUND_POLL_SECONDS);
+        int64_t depth = 0;
+        if (db_queue_depth(r->db, &depth) == DB_OK)
+            metrics_set("queue_depth", NULL, depth);
         config_unref(cfg);
     }
     msg_info("outbound: runner stopped");

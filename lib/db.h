@@ -206,6 +206,8 @@ enum db_rc db_queue_flush(struct db *db, int64_t now, int *n) __attribute__((war
 /* Every mail, oldest first, without data. */
 enum db_rc db_queue_foreach(struct db *db, int (*fn)(const struct db_queue_entry *e, void *arg),
                             void *arg);
+/* Mail still to be sent (queued or being sent). */
+enum db_rc db_queue_depth(struct db *db, int64_t *n) __attribute__((warn_unused_result));
 /* Deletes finished mail last changed before t. */
 enum db_rc db_queue_purge(struct db *db, int64_t before) __attribute__((warn_unused_result));
 /* ==== sends / api keys (lib/db_send.c; owned by sendlink/) ==== */
@@ -297,6 +299,101 @@ enum db_rc db_send_page_viewed(struct db *db, const char *id, int64_t *views)
 /* Claims the one "first download" mail: DB_OK once, DB_NOTFOUND after. */
 enum db_rc db_send_sender_notify_claim(struct db *db, const char *id)
     __attribute__((warn_unused_result));
+
+/* Claims one more SMS for the send's mTAN: DB_OK with the new count when it
+ * is active and below max_sends; DB_NOTFOUND when the cap is reached or the
+ * send is no longer active. */
+enum db_rc db_send_mtan_claim(struct db *db, const char *id, int64_t max_sends, int64_t *sends)
+    __attribute__((warn_unused_result));
+/* Gives back a claim when no SMS left (every route failed). */
+enum db_rc db_send_mtan_unclaim(struct db *db, const char *id) __attribute__((warn_unused_result));
+/* The current mTAN (its keyed MAC) and when it expires; replaces the previous one. */
+enum db_rc db_send_mtan_set(struct db *db, const char *id, const unsigned char *mac, size_t len,
+                            int64_t expires) __attribute__((warn_unused_result));
+/* Consumes the mTAN whose MAC is mac (single use): DB_OK once, DB_NOTFOUND when
+ * it is no longer the current one (used, replaced). */
+enum db_rc db_send_mtan_use(struct db *db, const char *id, const unsigned char *mac, size_t len)
+    __attribute__((warn_unused_result));
+
+/* ==== SMS bookkeeping (lib/db_sms.c; owned by sendlink/sms*.c) ==== */
+
+/* Health of one SMS route (relay): consecutive failures and a cool-down. */
+struct db_sms_route {
+    char name[65];
+    int64_t failures;   /* consecutive failures; 0 after a success */
+    int64_t skip_until; /* skipped until then (cool-down); 0: not cooling down */
+    int64_t last_ok;
+    int64_t last_fail;
+    char *last_error; /* may be NULL */
+};
+void db_sms_route_clear(struct db_sms_route *r);
+/* DB_NOTFOUND: the route never failed nor succeeded (healthy). */
+enum db_rc db_sms_route_get(struct db *db, const char *name, struct db_sms_route *out)
+    __attribute__((warn_unused_result));
+/* A success: failures 0, cool-down over. */
+enum db_rc db_sms_route_ok(struct db *db, const char *name, int64_t now)
+    __attribute__((warn_unused_result));
+/* A failure: failures + 1; once they reach threshold the route cools down
+ * until cool_until. *failures gets the new count. */
+enum db_rc db_sms_route_failed(struct db *db, const char *name, int64_t now, int64_t threshold,
+                               int64_t cool_until, const char *error, int64_t *failures)
+    __attribute__((warn_unused_result));
+/* After its cool-down one caller probes the route: DB_OK for the one that
+ * may (the cool-down is pushed to cool_until meanwhile), DB_NOTFOUND for the others. */
+enum db_rc db_sms_route_probe(struct db *db, const char *name, int64_t now, int64_t cool_until)
+    __attribute__((warn_unused_result));
+enum db_rc db_sms_route_foreach(struct db *db, int (*fn)(const struct db_sms_route *r, void *arg),
+                                void *arg);
+
+/* One rate-limit counter: scope ("number", "sender", "country", "global"), a
+ * key within it (never a phone number in clear), the end of its fixed window. */
+struct db_sms_cap {
+    const char *scope;
+    const char *key;
+    int64_t slot_end;
+    int64_t limit; /* 0: no limit (the counter still counts) */
+    int64_t count; /* out: the count after taking */
+};
+/*
+ * Takes one from every counter at once (one transaction): DB_OK with *over
+ * = -1 when every one was below its limit (all incremented), or DB_OK with
+ * *over = the index of the first counter at its limit (nothing changed).
+ */
+enum db_rc db_sms_caps_take(struct db *db, struct db_sms_cap *caps, size_t n, int *over)
+    __attribute__((warn_unused_result));
+/* Gives one back to every counter (an SMS that no route took). */
+enum db_rc db_sms_caps_give_back(struct db *db, const struct db_sms_cap *caps, size_t n)
+    __attribute__((warn_unused_result));
+/* Drops counters whose window ended before t. */
+enum db_rc db_sms_counters_purge(struct db *db, int64_t before) __attribute__((warn_unused_result));
+
+/* The SMS outbox: one row per SMS, with the route that took it and the
+ * provider's message id; never the number or the text. */
+#define DB_SMS_SENDING "sending"
+#define DB_SMS_SENT "sent"
+#define DB_SMS_FAILED "failed"
+
+struct db_sms_out {
+    char id[DB_ID_MAX + 1];
+    const char *send_id; /* may be NULL (sms test) */
+    const char *kind;    /* "mtan", "test" */
+    const char *state;   /* DB_SMS_* */
+    int64_t created;
+    int64_t updated;
+    const char *route;        /* the route that took it, or the last tried; may be NULL */
+    const char *provider_ref; /* the provider's message id; may be NULL */
+    int64_t attempts;         /* routes tried */
+    const char *last_error;   /* may be NULL */
+};
+enum db_rc db_sms_outbox_insert(struct db *db, const struct db_sms_out *o)
+    __attribute__((warn_unused_result));
+enum db_rc db_sms_outbox_finish(struct db *db, const struct db_sms_out *o)
+    __attribute__((warn_unused_result));
+/* Rows of send_id (every row when NULL), oldest first. */
+enum db_rc db_sms_outbox_foreach(struct db *db, const char *send_id,
+                                 int (*fn)(const struct db_sms_out *o, void *arg), void *arg);
+/* Deletes rows created before t. */
+enum db_rc db_sms_outbox_purge(struct db *db, int64_t before) __attribute__((warn_unused_result));
 
 struct db_apikey {
     char id[DB_ID_MAX + 1];

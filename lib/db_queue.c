@@ -35,6 +35,9 @@ static const char SQL_QUEUE_FINISH[] =
     "last_error = ?4, data = NULL WHERE id = ?1";
 static const char SQL_QUEUE_FLUSH[] =
     "UPDATE outbound_queue SET next_try = ? WHERE state = '" DB_QUEUE_QUEUED "'";
+static const char SQL_QUEUE_DEPTH[] =
+    "SELECT COUNT(*) FROM outbound_queue WHERE state IN ('" DB_QUEUE_QUEUED "', '" DB_QUEUE_SENDING
+    "')";
 static const char SQL_QUEUE_ALL[] =
     "SELECT " QUEUE_COLS " FROM outbound_queue ORDER BY created, id";
 static const char SQL_QUEUE_PURGE[] =
@@ -188,4 +191,15 @@ enum db_rc db_queue_purge(struct db *db, int64_t before)
     sqlite3_stmt *s = db_stmt(db, SQL_QUEUE_PURGE);
     sqlite3_bind_int64(s, 1, before);
     return db_stmt_exec(db, s, "queue purge");
+}
+
+enum db_rc db_queue_depth(struct db *db, int64_t *n)
+{
+    sqlite3_stmt *s = db_stmt(db, SQL_QUEUE_DEPTH);
+    int rc = sqlite3_step(s);
+    enum db_rc r = rc == SQLITE_ROW ? DB_OK : db_rc_from(db, rc, "queue depth");
+    if (rc == SQLITE_ROW)
+        *n = sqlite3_column_int64(s, 0);
+    db_stmt_done(s);
+    return r;
 }

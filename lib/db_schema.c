@@ -105,6 +105,34 @@ const char *const db_migrations[] = {
     "  status INTEGER NOT NULL DEFAULT 0,"
     "  response BLOB,"
     "  PRIMARY KEY (apikey_id, key));",
+    /* 4 -> 5: SMS bookkeeping (lib/db_sms.c): route health, rate-limit counters, the outbox.
+     * No phone number and no SMS text is ever stored: counters key numbers by a keyed hash. */
+    "CREATE TABLE sms_routes ("
+    "  name TEXT PRIMARY KEY,"
+    "  failures INTEGER NOT NULL DEFAULT 0,"
+    "  skip_until INTEGER NOT NULL DEFAULT 0,"
+    "  last_ok INTEGER NOT NULL DEFAULT 0,"
+    "  last_fail INTEGER NOT NULL DEFAULT 0,"
+    "  last_error TEXT);"
+    "CREATE TABLE sms_counters ("
+    "  scope TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  slot_end INTEGER NOT NULL,"
+    "  count INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (scope, key, slot_end));"
+    "CREATE INDEX sms_counters_end ON sms_counters(slot_end);"
+    "CREATE TABLE sms_outbox ("
+    "  id TEXT PRIMARY KEY,"
+    "  send_id TEXT,"
+    "  kind TEXT NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL,"
+    "  route TEXT,"
+    "  provider_ref TEXT,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  last_error TEXT);"
+    "CREATE INDEX sms_outbox_send ON sms_outbox(send_id, created);",
 };
 
 const size_t db_migrations_count = sizeof(db_migrations) / sizeof(db_migrations[0]);

@@ -58,6 +58,15 @@ static const char SQL_SEND_VIEWED[] =
     "UPDATE sends SET page_views = page_views + 1 WHERE id = ? RETURNING page_views";
 static const char SQL_SEND_NOTIFY_CLAIM[] =
     "UPDATE sends SET sender_notified = ? WHERE id = ? AND sender_notified = 0";
+static const char SQL_SEND_MTAN_CLAIM[] =
+    "UPDATE sends SET mtan_sends = mtan_sends + 1 WHERE id = ? AND state = 'active' AND "
+    "destroyed = 0 AND mtan_sends < ? RETURNING mtan_sends";
+static const char SQL_SEND_MTAN_UNCLAIM[] =
+    "UPDATE sends SET mtan_sends = mtan_sends - 1 WHERE id = ? AND mtan_sends > 0";
+static const char SQL_SEND_MTAN_SET[] =
+    "UPDATE sends SET mtan_mac = ?, mtan_expires = ? WHERE id = ? AND destroyed = 0";
+static const char SQL_SEND_MTAN_USE[] =
+    "UPDATE sends SET mtan_mac = NULL, mtan_expires = 0 WHERE id = ? AND mtan_mac = ?";
 
 static const char SQL_APIKEY_INSERT[] =
     "INSERT INTO apikeys (" APIKEY_COLS ") VALUES (?,?,?,?,?,?,?)";
@@ -309,6 +318,39 @@ enum db_rc db_send_sender_notify_claim(struct db *db, const char *id)
     sqlite3_bind_int64(st, 1, db_now());
     sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
     return db_changed_one(db, db_stmt_exec(db, st, "send notify claim"));
+}
+
+enum db_rc db_send_mtan_claim(struct db *db, const char *id, int64_t max_sends, int64_t *sends)
+{
+    sqlite3_stmt *st = db_stmt(db, SQL_SEND_MTAN_CLAIM);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, max_sends);
+    return update_returning(db, st, "send mtan claim", sends, NULL);
+}
+
+enum db_rc db_send_mtan_unclaim(struct db *db, const char *id)
+{
+    sqlite3_stmt *st = db_stmt(db, SQL_SEND_MTAN_UNCLAIM);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    return db_stmt_exec(db, st, "send mtan unclaim");
+}
+
+enum db_rc db_send_mtan_set(struct db *db, const char *id, const unsigned char *mac, size_t len,
+                            int64_t expires)
+{
+    sqlite3_stmt *st = db_stmt(db, SQL_SEND_MTAN_SET);
+    sqlite3_bind_blob(st, 1, mac, (int)len, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, expires);
+    sqlite3_bind_text(st, 3, id, -1, SQLITE_TRANSIENT);
+    return db_changed_one(db, db_stmt_exec(db, st, "send mtan set"));
+}
+
+enum db_rc db_send_mtan_use(struct db *db, const char *id, const unsigned char *mac, size_t len)
+{
+    sqlite3_stmt *st = db_stmt(db, SQL_SEND_MTAN_USE);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_blob(st, 2, mac, (int)len, SQLITE_TRANSIENT);
+    return db_changed_one(db, db_stmt_exec(db, st, "send mtan use"));
 }
 
 /* ---- api keys ---- */

@@ -42,6 +42,7 @@
 #include <errno.h>
 #include <glob.h>
 #include <limits.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +132,7 @@ static const char *check_name(const char *v);
 static const char *check_address(const char *v);
 static const char *check_template(const char *v);
 static const char *check_display_name(const char *v);
+static const char *check_prefix(const char *v);
 
 static const char *const kdf_choices[] = {"interactive", "moderate", "sensitive", NULL};
 static const char *const driver_choices[] = {"http", "exec", "smtp", "file", "plugin", NULL};
@@ -257,8 +259,8 @@ static const struct cf_key keys[] = {
      "how long a locked link stays locked"},
     {SEC_SENDLINK, "mtan_length", CF_UINT, CO(mtan_length), "6", 6, 8, 0, NULL, NULL,
      "digits of an mTAN"},
-    {SEC_SENDLINK, "mtan_ttl", CF_DURATION, CO(mtan_ttl), "10m", DUR_M, 10 * DUR_M, 0, NULL, NULL,
-     "lifetime of an mTAN (RULES.md 9: at most 10 minutes)"},
+    {SEC_SENDLINK, "mtan_ttl", CF_DURATION, CO(mtan_ttl), "10m", 1, 10 * DUR_M, 0, NULL, NULL,
+     "lifetime of an mTAN (RULES.md 9: at most 10 minutes; tests use seconds)"},
     {SEC_SENDLINK, "mtan_max_sends", CF_UINT, CO(mtan_max_sends), "3", 1, 10, 0, NULL, NULL,
      "SMS per link (each new mTAN invalidates the previous one)"},
     {SEC_SENDLINK, "sms_template", CF_STRING, CO(sms_template), "Your sealpost code: {code}", 0, 0,
@@ -282,6 +284,24 @@ static const struct cf_key keys[] = {
     /* [sms] */
     {SEC_SMS, "routes", CF_LIST, CO(sms_routes), "", 0, 0, 0, NULL, check_name,
      "[relay NAME]s in the order they are tried (empty: no SMS, no mTAN)"},
+    {SEC_SMS, "route_timeout", CF_DURATION, CO(sms_route_timeout), "10s", 1, 60, 0, NULL, NULL,
+     "how long one route may take to accept an SMS (a [relay] timeout overrides it)"},
+    {SEC_SMS, "failure_threshold", CF_UINT, CO(sms_failure_threshold), "3", 1, 100, 0, NULL,
+     NULL, "consecutive failures after which a route is skipped for cooldown"},
+    {SEC_SMS, "cooldown", CF_DURATION, CO(sms_cooldown), "5m", 1, DUR_D, 0, NULL, NULL,
+     "how long a failing route is skipped before one SMS probes it again"},
+    {SEC_SMS, "max_per_number_hour", CF_UINT, CO(sms_max_per_number_hour), "5", 0, 100000, 0,
+     NULL, NULL, "SMS to one phone number per hour (0: no limit)"},
+    {SEC_SMS, "max_per_sender_day", CF_UINT, CO(sms_max_per_sender_day), "200", 0, 10000000, 0,
+     NULL, NULL, "SMS for the sends of one user per day (0: no limit)"},
+    {SEC_SMS, "max_per_country_hour", CF_UINT, CO(sms_max_per_country_hour), "100", 0,
+     10000000, 0, NULL, NULL, "SMS to one country calling code (+41, +1, …) per hour (0: no limit)"},
+    {SEC_SMS, "max_global_hour", CF_UINT, CO(sms_max_global_hour), "1000", 0, 100000000, 0,
+     NULL, NULL, "SMS in all per hour: the ceiling against SMS pumping (0: no limit)"},
+    {SEC_SMS, "allowed_prefixes", CF_LIST, CO(sms_allowed_prefixes), "", 0, 0, 0, NULL,
+     check_prefix, "only numbers starting with one of these get SMS, e.g. +41, +49 (empty: all)"},
+    {SEC_SMS, "denied_prefixes", CF_LIST, CO(sms_denied_prefixes), "", 0, 0, 0, NULL,
+     check_prefix, "numbers starting with one of these never get SMS, e.g. +882, +883"},
 
     /* [plan NAME]: defaults are those of the built-in plan "default" */
     {SEC_PLAN, "storage_quota", CF_SIZE, PO(storage_quota), "1G", 0, UINT64_MAX, 0, NULL, NULL,
@@ -470,6 +490,35 @@ static const char *check_display_name(const char *v)
     return NULL;
 }
 
+/* The placeholders of sms_template. */
+static const char *const sms_placeholders[] = {"code", "sender", "minutes", NULL};
+/* The placeholders of relay templates (url, body, headers, address). */
+static const char *const relay_placeholders[] = {"to", "to_digits", "text", "id", NULL};
+
+/*
+ * Every "{word}" (lower-case letters and '_') in v must be one of known;
+ * other braces (JSON) are text. Returns NULL or the problem (static).
+ */
+static const char *check_placeholders(const char *v, const char *const *known)
+{
+    static __thread char why[128];
+    for (const char *p = strchr(v, '{'); p; p = strchr(p + 1, '{')) {
+        size_t n = 0;
+        while ((p[1 + n] >= 'a' && p[1 + n] <= 'z') || p[1 + n] == '_')
+            n++;
+        if (n == 0 || p[1 + n] != '}')
+            continue;
+        bool ok = false;
+        for (size_t i = 0; known[i]; i++)
+            ok = ok || (strlen(known[i]) == n && strncmp(known[i], p + 1, n) == 0);
+        if (!ok) {
+            snprintf(why, sizeof(why), "unknown placeholder {%.*s}", (int)(n > 32 ? 32 : n), p + 1);
+            return why;
+        }
+    }
+    return NULL;
+}
+
 static const char *check_template(const char *v)
 {
     for (const char *p = v; *p; p++)
@@ -477,6 +526,18 @@ static const char *check_template(const char *v)
             return "must be printable ASCII (one GSM-7 SMS)";
     if (strstr(v, "{code}") == NULL)
         return "must contain {code}";
+    return check_placeholders(v, sms_placeholders);
+}
+
+/* A number prefix: '+' and 1 to 15 digits. */
+static const char *check_prefix(const char *v)
+{
+    size_t n = strlen(v);
+    if (n < 2 || n > 16 || v[0] != '+' || v[1] == '0')
+        return "not a number prefix such as +41";
+    for (size_t i = 1; i < n; i++)
+        if (v[i] < '0' || v[i] > '9')
+            return "not a number prefix such as +41";
     return NULL;
 }
 
@@ -1268,6 +1329,254 @@ static void check_plans(struct loader *L)
     }
 }
 
+/* ---------------------------------------------------------------- relays */
+
+/*
+ * The keys each relay driver takes (sendlink/relay_*.c read them). Values
+ * are checked here so that check-config finds a bad relay with file:line;
+ * paths are made absolute like every other path. A `plugin` relay passes
+ * the keys it does not know to the plug-in's init.
+ */
+enum rk_type {
+    RK_URL,      /* http(s)://…, placeholders allowed */
+    RK_METHOD,   /* GET | POST | PUT */
+    RK_TEXT,     /* printable, one line */
+    RK_TEMPLATE, /* printable, relay placeholders */
+    RK_HEADER,   /* header value template, no {text} */
+    RK_REGEX,    /* POSIX extended regular expression */
+    RK_USERPASS, /* user:password */
+    RK_BOOL,
+    RK_DURATION, /* 1s to RELAY_TIMEOUT_MAX */
+    RK_PATH,     /* a file that must exist (plugin) */
+    RK_OUTPATH,  /* a file to append to: its directory must exist */
+    RK_COMMAND,  /* absolute executable path, then arguments */
+    RK_ADDRESS,  /* local@domain with {to} or {to_digits} */
+};
+
+#define RK_REQUIRED 1u
+#define RK_PREFIX 2u /* key is a prefix: header.NAME */
+/* Longest per-route timeout. */
+#define RELAY_TIMEOUT_MAX 60
+/* Longest HTTP header name of header.NAME. */
+#define RELAY_HEADER_NAME_MAX 64
+
+struct relay_key {
+    const char *driver;
+    const char *key;
+    enum rk_type type;
+    unsigned flags;
+};
+
+static const struct relay_key relay_keys[] = {
+    {"http", "url", RK_URL, RK_REQUIRED},      {"http", "method", RK_METHOD, 0},
+    {"http", "content_type", RK_TEXT, 0},      {"http", "body", RK_TEMPLATE, 0},
+    {"http", "header.", RK_HEADER, RK_PREFIX}, {"http", "success_match", RK_REGEX, 0},
+    {"http", "basic_auth", RK_USERPASS, 0},    {"http", "tls_verify", RK_BOOL, 0},
+    {"http", "timeout", RK_DURATION, 0},       {"exec", "command", RK_COMMAND, RK_REQUIRED},
+    {"exec", "timeout", RK_DURATION, 0},       {"smtp", "address", RK_ADDRESS, RK_REQUIRED},
+    {"smtp", "subject", RK_TEXT, 0},           {"file", "path", RK_OUTPATH, RK_REQUIRED},
+    {"plugin", "path", RK_PATH, RK_REQUIRED},  {"plugin", "timeout", RK_DURATION, 0},
+};
+
+const char *config_relay_param(const struct relay_conf *r, const char *key)
+{
+    for (size_t i = 0; i < r->nparams; i++)
+        if (strcmp(r->params[i].key, key) == 0)
+            return r->params[i].value;
+    return NULL;
+}
+
+static const char *check_printable(const char *v)
+{
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if (*p < ' ' || *p == 0x7f)
+            return "must not contain control characters";
+    return NULL;
+}
+
+/* Checks one relay value; may rewrite it (paths become absolute). */
+static const char *relay_value_check(struct loader *L, const struct relay_key *k, struct kv *p,
+                                     char *why, size_t whysz)
+{
+    const char *v = p->value;
+    const char *r;
+    if (*v == '\0')
+        return "empty value";
+    switch (k->type) {
+    case RK_URL:
+        if ((r = check_url(v)) != NULL)
+            return r;
+        return check_placeholders(v, relay_placeholders);
+    case RK_METHOD:
+        if (strcmp(v, "GET") && strcmp(v, "POST") && strcmp(v, "PUT"))
+            return "must be GET, POST or PUT";
+        return NULL;
+    case RK_TEXT:
+        return check_printable(v);
+    case RK_TEMPLATE:
+        if ((r = check_printable(v)) != NULL)
+            return r;
+        return check_placeholders(v, relay_placeholders);
+    case RK_HEADER: {
+        const char *name = p->key + strlen(k->key);
+        size_t n = strlen(name);
+        if (n == 0 || n > RELAY_HEADER_NAME_MAX)
+            return "needs a header name: header.NAME = value";
+        for (size_t i = 0; i < n; i++)
+            if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
+                  (name[i] >= '0' && name[i] <= '9') || name[i] == '-'))
+                return "header name: letters, digits and '-'";
+        if ((r = check_printable(v)) != NULL)
+            return r;
+        if (strstr(v, "{text}"))
+            return "{text} cannot go into a header";
+        return check_placeholders(v, relay_placeholders);
+    }
+    case RK_REGEX: {
+        regex_t re;
+        int rc = regcomp(&re, v, REG_EXTENDED | REG_NOSUB);
+        if (rc != 0) {
+            char msg[128];
+            regerror(rc, &re, msg, sizeof(msg));
+            snprintf(why, whysz, "not a regular expression: %s", msg);
+            return why;
+        }
+        regfree(&re);
+        return NULL;
+    }
+    case RK_USERPASS:
+        if (strchr(v, ':') == NULL || v[0] == ':')
+            return "must be user:password";
+        return check_printable(v);
+    case RK_BOOL: {
+        bool b;
+        return parse_bool(v, &b) < 0 ? "bad boolean (yes or no)" : NULL;
+    }
+    case RK_DURATION: {
+        uint64_t d;
+        if (parse_duration(v, &d) < 0)
+            return "bad duration (e.g. 5s, 1m)";
+        if (d < 1 || d > RELAY_TIMEOUT_MAX)
+            return "must be 1s to 60s";
+        return NULL;
+    }
+    case RK_PATH:
+    case RK_OUTPATH: {
+        char *abs = path_absolute(L->c->dir, v);
+        free(p->value);
+        p->value = abs;
+        struct stat st;
+        if (k->type == RK_PATH) {
+            if (stat(abs, &st) < 0) {
+                snprintf(why, whysz, "'%s': %s", scrub(abs), strerror(errno));
+                return why;
+            }
+            return S_ISREG(st.st_mode) ? NULL : "not a regular file";
+        }
+        char *dir = xstrdup(abs);
+        *strrchr(dir, '/') = '\0';
+        int bad = stat(dir[0] ? dir : "/", &st) < 0 || !S_ISDIR(st.st_mode);
+        if (bad)
+            snprintf(why, whysz, "directory '%s' does not exist", scrub(dir));
+        free(dir);
+        return bad ? why : NULL;
+    }
+    case RK_COMMAND: {
+        if (v[0] != '/')
+            return "must start with an absolute path (no shell is used)";
+        if ((r = check_printable(v)) != NULL)
+            return r;
+        if ((r = check_placeholders(v, relay_placeholders)) != NULL)
+            return r;
+        if (strstr(v, "{text}"))
+            return "{text} goes on stdin, not on the command line";
+        size_t n = strcspn(v, " \t");
+        char *exe = xstrndup(v, n);
+        int bad = access(exe, X_OK) < 0;
+        if (bad)
+            snprintf(why, whysz, "'%s': %s", scrub(exe), strerror(errno));
+        free(exe);
+        return bad ? why : NULL;
+    }
+    case RK_ADDRESS: {
+        if (strstr(v, "{to}") == NULL && strstr(v, "{to_digits}") == NULL)
+            return "must contain {to} or {to_digits}, e.g. {to_digits}@sms.example.net";
+        if ((r = check_placeholders(v, relay_placeholders)) != NULL)
+            return r;
+        if (strstr(v, "{text}") || strstr(v, "{id}"))
+            return "only {to} and {to_digits} may go into the address";
+        /* The address with a sample number must be a plain address. */
+        char sample[ADDRESS_MAX + 64];
+        size_t o = 0;
+        for (const char *q = v; *q && o + 20 < sizeof(sample);) {
+            if (strncmp(q, "{to_digits}", 11) == 0) {
+                o += (size_t)snprintf(sample + o, sizeof(sample) - o, "41791234567");
+                q += 11;
+            } else if (strncmp(q, "{to}", 4) == 0) {
+                o += (size_t)snprintf(sample + o, sizeof(sample) - o, "+41791234567");
+                q += 4;
+            } else {
+                sample[o++] = *q++;
+            }
+        }
+        sample[o] = '\0';
+        return check_address(sample) ? "not an address template (local@domain)" : NULL;
+    }
+    }
+    return NULL;
+}
+
+static const struct relay_key *relay_key_find(const char *driver, const char *key)
+{
+    for (size_t i = 0; i < sizeof(relay_keys) / sizeof(relay_keys[0]); i++) {
+        const struct relay_key *k = &relay_keys[i];
+        if (strcmp(k->driver, driver) != 0)
+            continue;
+        if ((k->flags & RK_PREFIX) ? strncmp(key, k->key, strlen(k->key)) == 0
+                                   : strcmp(key, k->key) == 0)
+            return k;
+    }
+    return NULL;
+}
+
+static void check_relay_params(struct loader *L, struct relay_conf *r)
+{
+    char why[CONFIG_LINE_MAX];
+    for (size_t j = 0; j < r->nparams; j++) {
+        struct kv *p = &r->params[j];
+        const struct relay_key *k = relay_key_find(r->driver, p->key);
+        if (k == NULL) {
+            if (strcmp(r->driver, "plugin") != 0)
+                problem(L, p->file, p->line, "unknown key '%s' for driver %s in [relay %s]",
+                        scrub(p->key), r->driver, r->name);
+            else if (check_printable(p->value))
+                problem(L, p->file, p->line, "%s: must not contain control characters",
+                        scrub(p->key));
+            continue;
+        }
+        const char *bad = relay_value_check(L, k, p, why, sizeof(why));
+        if (bad)
+            problem(L, p->file, p->line, "%s: %s", scrub(p->key), bad);
+    }
+    for (size_t i = 0; i < sizeof(relay_keys) / sizeof(relay_keys[0]); i++) {
+        const struct relay_key *k = &relay_keys[i];
+        if (strcmp(k->driver, r->driver) != 0 || !(k->flags & RK_REQUIRED))
+            continue;
+        if (config_relay_param(r, k->key) == NULL)
+            problem(L, r->file, r->line, "[relay %s] driver %s needs %s", r->name, r->driver,
+                    k->key);
+    }
+    if (strcmp(r->driver, "http") == 0) {
+        const char *method = config_relay_param(r, "method");
+        if (method && strcmp(method, "GET") == 0 && config_relay_param(r, "body")) {
+            for (size_t j = 0; j < r->nparams; j++)
+                if (strcmp(r->params[j].key, "body") == 0)
+                    problem(L, r->params[j].file, r->params[j].line,
+                            "body: a GET request has no body (use method = POST)");
+        }
+    }
+}
+
 static void check_relays(struct loader *L)
 {
     struct config *c = L->c;
@@ -1288,6 +1597,24 @@ static void check_relays(struct loader *L)
             if (strcmp(c->sms_routes.v[j], name) == 0)
                 problem(L, o.file, o.line, "routes: '%s' listed twice", name);
     }
+    for (size_t i = 0; i < c->nrelays; i++)
+        if (c->relays[i].driver)
+            check_relay_params(L, &c->relays[i]);
+}
+
+static bool prefix_match(const struct strlist *l, const char *phone)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strncmp(phone, l->v[i], strlen(l->v[i])) == 0)
+            return true;
+    return false;
+}
+
+bool config_sms_number_allowed(const struct config *c, const char *phone)
+{
+    if (c->sms_allowed_prefixes.n > 0 && !prefix_match(&c->sms_allowed_prefixes, phone))
+        return false;
+    return !prefix_match(&c->sms_denied_prefixes, phone);
 }
 
 static void check_mailin(struct loader *L)
@@ -1306,12 +1633,18 @@ static void check_mailin(struct loader *L)
 static void check_sms_template(struct loader *L)
 {
     struct config *c = L->c;
-    /* Each {code} becomes mtan_length digits. */
+    /* Each {code} becomes mtan_length digits, {minutes} at most 2; {sender} is
+     * shortened at send time to what is left. */
     size_t len = 0;
     for (const char *p = c->sms_template; *p;) {
         if (strncmp(p, "{code}", 6) == 0) {
             len += c->mtan_length;
             p += 6;
+        } else if (strncmp(p, "{minutes}", 9) == 0) {
+            len += 2;
+            p += 9;
+        } else if (strncmp(p, "{sender}", 8) == 0) {
+            p += 8;
         } else {
             len++;
             p++;

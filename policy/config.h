@@ -128,15 +128,24 @@ struct config {
     unsigned mtan_max_sends;
     char *sms_template;
     bool notify_sender;
-    uint64_t min_expiry;          /* shortest lifetime a send may ask for */
-    uint64_t sweep_interval;      /* how often the sweeper destroys ended sends */
-    unsigned api_rate_limit;      /* API requests per minute per API key; 0 = off */
-    unsigned http_threads;        /* HTTP worker threads */
+    uint64_t min_expiry;     /* shortest lifetime a send may ask for */
+    uint64_t sweep_interval; /* how often the sweeper destroys ended sends */
+    unsigned api_rate_limit; /* API requests per minute per API key; 0 = off */
+    unsigned http_threads;   /* HTTP worker threads */
     unsigned http_max_connections;
-    uint64_t http_timeout;        /* idle HTTP connection */
+    uint64_t http_timeout; /* idle HTTP connection */
 
     /* [sms] */
     struct strlist sms_routes;
+    uint64_t sms_route_timeout;          /* per route, unless its [relay] sets timeout */
+    unsigned sms_failure_threshold;      /* consecutive failures before a cool-down */
+    uint64_t sms_cooldown;               /* a failing route is skipped this long */
+    unsigned sms_max_per_number_hour;    /* 0: no limit */
+    unsigned sms_max_per_sender_day;     /* 0: no limit */
+    unsigned sms_max_per_country_hour;   /* per E.164 country code; 0: no limit */
+    unsigned sms_max_global_hour;        /* 0: no limit */
+    struct strlist sms_allowed_prefixes; /* "+41", …; empty: every number */
+    struct strlist sms_denied_prefixes;
 
     /* [plan NAME] (always at least the built-in default plan) */
     struct plan *plans;
@@ -166,6 +175,12 @@ int config_load(const char *path, struct config **out, struct diag *d)
     __attribute__((warn_unused_result));
 struct config *config_ref(struct config *c);
 void config_unref(struct config *c);
+
+/* The value of key in a [relay NAME] section, or NULL when not set. */
+const char *config_relay_param(const struct relay_conf *r, const char *key);
+/* True if phone (E.164) may get SMS: it matches an allowed prefix (when any
+ * are set) and no denied one. */
+bool config_sms_number_allowed(const struct config *c, const char *phone);
 
 /* The plan by name; NULL name means the default plan. NULL if unknown. */
 const struct plan *config_plan(const struct config *c, const char *name);

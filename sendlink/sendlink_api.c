@@ -23,7 +23,7 @@
 #include "lib/log.h"
 #include "lib/parse.h"
 #include "lib/xalloc.h"
-#include "sendlink/metrics.h"
+#include "lib/metrics.h"
 #include "sendlink/sendlink_http.h"
 
 #include <jansson.h>
@@ -620,6 +620,8 @@ enum MHD_Result api_send(struct req *r, struct MHD_Connection *c)
             json_object_set_new(o, "locked_until", json_string(lu));
         }
     }
+    if (strcmp(s.protect, "mtan") == 0) /* SMS sent for this link (of mtan_max_sends) */
+        json_object_set_new(o, "mtan_sends", json_integer((json_int_t)s.mtan_sends));
     char *to = send_recipient_open(r->sl->master, &s);
     if (to) {
         json_object_set_new(o, "to", json_string(to));

@@ -23,8 +23,9 @@
 #include "lib/log.h"
 #include "lib/masterkey.h"
 #include "lib/xalloc.h"
-#include "sendlink/metrics.h"
+#include "lib/metrics.h"
 #include "sendlink/sendlink_http.h"
+#include "sendlink/sms.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -60,6 +61,34 @@ struct config *sendlink_config(struct sendlink *sl)
     struct config *c = config_ref(sl->cfg);
     pthread_mutex_unlock(&sl->lock);
     return c;
+}
+
+static struct sms_ref *sms_ref_new(const struct config *cfg)
+{
+    struct sms_ref *ref = xcalloc(1, sizeof(*ref));
+    ref->router = sms_router_new(cfg);
+    ref->refs = 1;
+    return ref;
+}
+
+struct sms_ref *sendlink_sms(struct sendlink *sl)
+{
+    pthread_mutex_lock(&sl->lock);
+    struct sms_ref *ref = sl->sms;
+    if (ref)
+        __atomic_fetch_add(&ref->refs, 1, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&sl->lock);
+    return ref;
+}
+
+void sendlink_sms_release(struct sms_ref *ref)
+{
+    if (ref == NULL)
+        return;
+    if (__atomic_sub_fetch(&ref->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        sms_router_free(ref->router);
+        free(ref);
+    }
 }
 
 static void db_destructor(void *p)
@@ -173,6 +202,11 @@ enum MHD_Result http_queue(struct req *r, struct MHD_Connection *c, unsigned sta
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, "X-Frame-Options", "DENY");
     MHD_add_response_header(resp, "Content-Security-Policy", csp);
+    if (r->retry_after && MHD_get_response_header(resp, "Retry-After") == NULL) {
+        char ra[16];
+        snprintf(ra, sizeof(ra), "%u", r->retry_after);
+        MHD_add_response_header(resp, "Retry-After", ra);
+    }
     enum MHD_Result ok = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     if (ok == MHD_YES) {
@@ -592,6 +626,7 @@ struct sendlink *sendlink_open(struct config *cfg, char **err)
         sendlink_free(sl);
         return NULL;
     }
+    sl->sms = sms_ref_new(cfg);
     return sl;
 }
 
@@ -621,10 +656,14 @@ int sendlink_start(struct sendlink *sl, char **err)
 
 void sendlink_reload(struct sendlink *sl, struct config *cfg)
 {
+    struct sms_ref *sms = sms_ref_new(cfg); /* relays are opened outside the lock */
     pthread_mutex_lock(&sl->lock);
     struct config *old = sl->cfg;
+    struct sms_ref *old_sms = sl->sms;
     sl->cfg = config_ref(cfg);
+    sl->sms = sms;
     pthread_mutex_unlock(&sl->lock);
+    sendlink_sms_release(old_sms); /* requests still sending keep theirs */
     if (strcmp(old->http_listen, cfg->http_listen) != 0)
         msg_warn("-: reload: http_listen changes only with a restart");
     if (strcmp(old->master_key, cfg->master_key) != 0)
@@ -668,6 +707,7 @@ void sendlink_free(struct sendlink *sl)
     if (sl->listen_fd >= 0)
         close(sl->listen_fd);
     masterkey_free(sl->master);
+    sendlink_sms_release(sl->sms);
     pthread_key_delete(sl->db_key);
     config_unref(sl->cfg);
     free(sl->style_hash);

@@ -43,6 +43,7 @@ struct req {
     char client[INET6_ADDRSTRLEN + 1];
     char arg[SEND_TOKEN_CHARS + 1]; /* send id or token from the path */
     int queued;                     /* a response was queued */
+    unsigned retry_after;           /* Retry-After of the next response (0: none) */
     int status;
     /* body of a form or an upload */
     struct MHD_PostProcessor *pp;

@@ -113,13 +113,24 @@ struct sendlink {
     pthread_cond_t stop_cond;
     int stopping;
     char *style_hash; /* CSP hash of the page's style sheet */
+    struct sms_ref *sms; /* SMS routes of the current config */
     /* API rate limit: requests per API key in the current minute. */
     struct rate_slot *rates;
     size_t nrates;
     int64_t rate_minute;
 };
 
+/* The SMS router of one config, shared by the requests that use it. */
+struct sms_router;
+struct sms_ref {
+    struct sms_router *router;
+    int refs; /* atomic */
+};
+
 struct config *sendlink_config(struct sendlink *sl);
+/* The current SMS router (a reference: give it back with sendlink_sms_release). */
+struct sms_ref *sendlink_sms(struct sendlink *sl);
+void sendlink_sms_release(struct sms_ref *ref);
 /* This thread's store connection; NULL (logged) if it cannot be opened. */
 struct db *sendlink_db(struct sendlink *sl);
 /* 0 when allowed; else seconds until the next minute (429 Retry-After). */

@@ -7,7 +7,8 @@
  * French or German after Accept-Language. Every outcome is a page of its
  * own with the right status: 200, 403 wrong code (attempts left) or
  * cross-site post, 404 unknown link, 410 expired/revoked/used up, 423
- * locked, 501 mTAN not available yet.
+ * locked; for POST …/mtan also 429 (a cap, Retry-After) and 503 (no
+ * route took the SMS). The mTAN flow itself is sendlink/sms_mtan.c.
  *
  * GET and HEAD change nothing that matters (RULES.md 8): they never count a
  * download or an attempt; a GET records a page_opened event (the first
@@ -26,8 +27,9 @@
 #include "deliver/vault.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
-#include "sendlink/metrics.h"
+#include "lib/metrics.h"
 #include "sendlink/sendlink_http.h"
+#include "sendlink/sms.h"
 
 #include <ctype.h>
 #include <sodium.h>
@@ -91,6 +93,12 @@ struct page_text {
     const char *used_up;
     const char *cross_site;
     const char *mtan_unavailable;
+    const char *phone;
+    const char *mtan_sent;     /* %s: masked number, %u: minutes */
+    const char *mtan_expired;
+    const char *mtan_capped;
+    const char *mtan_refused;
+    const char *mtan_not_used;
     const char *error_title;
     const char *error;
     const char *bytes;
@@ -123,8 +131,13 @@ static const struct page_text texts[] = {
      "The sender has withdrawn this file.",
      "This file has been downloaded as often as the sender allowed.",
      "This form was sent from another site and was refused.",
-     "Codes by SMS are not available on this server yet. Please ask the sender for another "
-     "way to get the file.",
+     "The code could not be sent by SMS right now. Please try again in a moment.",
+     "Phone",
+     "A code was sent to %s. It is valid for %u minutes; a new code replaces it.",
+     "This code has expired. Please ask for a new one.",
+     "No more codes can be sent for this link right now.",
+     "Codes by SMS cannot be sent for this link. Please ask the sender for another way.",
+     "This link does not use codes by SMS.",
      "Something went wrong",
      "The file cannot be delivered right now. Please try again later.",
      "bytes",
@@ -154,8 +167,14 @@ static const struct page_text texts[] = {
      "L'expéditeur a retiré ce fichier.",
      "Ce fichier a été téléchargé autant de fois que l'expéditeur l'a permis.",
      "Ce formulaire a été envoyé depuis un autre site et a été refusé.",
-     "Les codes par SMS ne sont pas encore disponibles sur ce serveur. Demandez à "
-     "l'expéditeur un autre moyen d'obtenir le fichier.",
+     "Le code n'a pas pu être envoyé par SMS. Réessayez dans un instant.",
+     "Téléphone",
+     "Un code a été envoyé au %s. Il est valable %u minutes ; un nouveau code le remplace.",
+     "Ce code a expiré. Demandez-en un nouveau.",
+     "Plus aucun code ne peut être envoyé pour ce lien pour le moment.",
+     "Les codes par SMS ne peuvent pas être envoyés pour ce lien. Demandez à l'expéditeur un "
+     "autre moyen.",
+     "Ce lien n'utilise pas de codes par SMS.",
      "Une erreur est survenue",
      "Le fichier ne peut pas être délivré pour le moment. Réessayez plus tard.",
      "octets",
@@ -186,8 +205,15 @@ static const struct page_text texts[] = {
      "Der Absender hat diese Datei zurückgezogen.",
      "Diese Datei wurde so oft heruntergeladen, wie der Absender es erlaubt hat.",
      "Dieses Formular wurde von einer anderen Website gesendet und abgelehnt.",
-     "Codes per SMS sind auf diesem Server noch nicht verfügbar. Bitten Sie den Absender um "
-     "einen anderen Weg zur Datei.",
+     "Der Code konnte gerade nicht per SMS gesendet werden. Bitte versuchen Sie es gleich "
+     "noch einmal.",
+     "Telefon",
+     "Ein Code wurde an %s gesendet. Er gilt %u Minuten; ein neuer Code ersetzt ihn.",
+     "Dieser Code ist abgelaufen. Bitte fordern Sie einen neuen an.",
+     "Für diesen Link können gerade keine Codes mehr gesendet werden.",
+     "Für diesen Link können keine Codes per SMS gesendet werden. Bitten Sie den Absender um "
+     "einen anderen Weg.",
+     "Dieser Link verwendet keine Codes per SMS.",
      "Etwas ist schiefgegangen",
      "Die Datei kann gerade nicht ausgeliefert werden. Bitte versuchen Sie es später.",
      "Bytes",
@@ -346,19 +372,46 @@ static enum MHD_Result page_error(struct req *r, struct MHD_Connection *c,
     return page_message(r, c, 500, t, t->error_title, t->error);
 }
 
-/* The page with the file's details and the form; notice may be NULL. */
-static enum MHD_Result page_main(struct req *r, struct MHD_Connection *c, unsigned status,
-                                 const struct page_text *t, const struct db_send *s,
-                                 const struct send_page *p, const char *notice)
+/* The path part of public_url ("" or "/base"): forms post to PATH/s/TOKEN… */
+static void public_path(const struct config *cfg, char *out, size_t outsz)
+{
+    const char *u = cfg->public_url;
+    const char *p = strstr(u, "://");
+    p = p ? strchr(p + 3, '/') : NULL;
+    snprintf(out, outsz, "%s", p ? p : "");
+    size_t n = strlen(out);
+    char *frag = strpbrk(out, "?#");
+    if (frag)
+        *frag = '\0';
+    n = strlen(out);
+    while (n > 0 && out[n - 1] == '/')
+        out[--n] = '\0';
+}
+
+/*
+ * The page with the file's details and the form. notice (an error) and
+ * info (a note, e.g. "a code was sent") may be NULL.
+ */
+static enum MHD_Result page_main_ex(struct req *r, struct MHD_Connection *c, unsigned status,
+                                    const struct page_text *t, const struct db_send *s,
+                                    const struct send_page *p, const char *notice,
+                                    const char *info)
 {
     struct buf b = BUF_INIT;
-    char size[64], until[64];
+    char size[64], until[64], base[512];
     size_human(t, p->size, size, sizeof(size));
     time_human(s->expires, until, sizeof(until));
+    public_path(r->cfg, base, sizeof(base));
+    int mtan = strcmp(s->protect, "mtan") == 0;
     int e = page_head(&b, t, t->title);
     if (notice) {
         e |= buf_puts(&b, "<p class=\"error\" id=\"message\" role=\"alert\">");
         e |= esc(&b, notice);
+        e |= buf_puts(&b, "</p>\n");
+    }
+    if (info) {
+        e |= buf_puts(&b, "<p class=\"note\" id=\"info\" role=\"status\">");
+        e |= esc(&b, info);
         e |= buf_puts(&b, "</p>\n");
     }
     e |= buf_printf(&b, "<p>%s <strong id=\"sender\">", t->from);
@@ -381,10 +434,25 @@ static enum MHD_Result page_main(struct req *r, struct MHD_Connection *c, unsign
     e |= esc(&b, size);
     e |= buf_printf(&b, "</dd><dt>%s</dt><dd id=\"expires\">", t->until);
     e |= esc(&b, until);
-    e |= buf_printf(&b, "</dd><dt>%s</dt><dd id=\"downloads-left\">%lld</dd></dl>\n", t->left,
+    e |= buf_printf(&b, "</dd><dt>%s</dt><dd id=\"downloads-left\">%lld", t->left,
                     (long long)(s->max_downloads - s->downloads));
-    /* No action attribute: the form posts to this page's own URL. */
-    e |= buf_puts(&b, "<form method=\"post\">\n");
+    if (mtan) {
+        /* Only the mask: the page is no place for the number (RULES.md 11). */
+        char masked[32] = "+…";
+        char *phone = send_secret_open(r->sl->master, s->id, "phone", s->phone, s->phone_len);
+        if (phone) {
+            sms_phone_mask(phone, masked, sizeof(masked));
+            sodium_memzero(phone, strlen(phone));
+            free(phone);
+        }
+        e |= buf_printf(&b, "</dd><dt>%s</dt><dd id=\"phone\">", t->phone);
+        e |= esc(&b, masked);
+    }
+    e |= buf_puts(&b, "</dd></dl>\n");
+    /* The form posts to the page's URL, also when shown after POST …/mtan. */
+    e |= buf_puts(&b, "<form method=\"post\" action=\"");
+    e |= esc(&b, base);
+    e |= buf_printf(&b, "/s/%s\">\n", r->arg);
     if (strcmp(s->protect, "code") == 0 || strcmp(s->protect, "mtan") == 0) {
         e |= buf_printf(&b, "<p class=\"note\">%s</p>\n",
                         strcmp(s->protect, "code") == 0 ? t->code_note : t->mtan_note);
@@ -397,16 +465,27 @@ static enum MHD_Result page_main(struct req *r, struct MHD_Connection *c, unsign
     }
     e |= buf_printf(&b, "<button type=\"submit\" id=\"download\">%s</button>\n</form>\n",
                     t->download);
-    if (strcmp(s->protect, "mtan") == 0)
+    if (mtan) {
+        /* A POST form: opening the page (GET) never sends an SMS (RULES.md 8). */
+        e |= buf_puts(&b, "<form method=\"post\" action=\"");
+        e |= esc(&b, base);
         e |= buf_printf(&b,
-                        "<form method=\"post\" action=\"%s/mtan\"><button type=\"submit\" "
-                        "id=\"mtan\">%s</button></form>\n",
+                        "/s/%s/mtan\"><button type=\"submit\" id=\"mtan\">%s</button>"
+                        "</form>\n",
                         r->arg, t->mtan_button);
+    }
     if (e) {
         buf_free(&b);
         return MHD_NO;
     }
     return page_send(r, c, status, &b);
+}
+
+static enum MHD_Result page_main(struct req *r, struct MHD_Connection *c, unsigned status,
+                                 const struct page_text *t, const struct db_send *s,
+                                 const struct send_page *p, const char *notice)
+{
+    return page_main_ex(r, c, status, t, s, p, notice, NULL);
 }
 
 /*
@@ -708,8 +787,32 @@ enum MHD_Result page_post_end(struct req *r, struct MHD_Connection *c)
     char code[SEND_CODE_MAX + 1] = "";
     res = MHD_NO;
     if (strcmp(s.protect, "mtan") == 0) {
-        res = page_message(r, c, 501, t, t->error_title, t->mtan_unavailable);
-        goto out;
+        /* The mTAN opens nothing by itself: the file key is wrapped by the
+         * token alone, the code only gates it (counted like any code). */
+        char given_code[SEND_CODE_MAX + 1];
+        const char *given = buf_cstr(&r->code);
+        if (send_code_normalise(given, given_code, sizeof(given_code)) < 0) {
+            res = code_wrong(r, c, t, &s, &p);
+            goto out;
+        }
+        if (given_code[0] == '\0') {
+            res = page_main(r, c, 403, t, &s, &p, t->enter_code);
+            goto out;
+        }
+        enum sms_mtan_check mc = sms_mtan_check(&r->env, &s, given_code, now);
+        sodium_memzero(given_code, sizeof(given_code));
+        if (mc == SMS_MTAN_EXPIRED) {
+            (void)event_add(r, s.id, "mtan_expired", NULL);
+            res = page_main(r, c, 403, t, &s, &p, t->mtan_expired);
+            goto out;
+        }
+        if (mc == SMS_MTAN_WRONG) {
+            res = code_wrong(r, c, t, &s, &p);
+            goto out;
+        }
+        if (s.attempts > 0)
+            if (db_send_attempts_reset(r->env.db, s.id) != DB_OK)
+                msg_warn("%s: page: attempts not reset", s.id);
     }
     if (strcmp(s.protect, "code") == 0) {
         const char *given = buf_cstr(&r->code);
@@ -832,8 +935,42 @@ enum MHD_Result page_mtan(struct req *r, struct MHD_Connection *c)
     enum MHD_Result res;
     if (page_lookup(r, c, t, &s, raw, &res) < 0)
         return res;
+    struct send_page p;
+    int ok = send_page_open(&s, raw, &p);
     sodium_memzero(raw, sizeof(raw));
+    if (ok < 0) {
+        db_send_clear(&s);
+        return page_error(r, c, t);
+    }
+    if (strcmp(s.protect, "mtan") != 0) {
+        res = page_main(r, c, 403, t, &s, &p, t->mtan_not_used);
+        goto out;
+    }
+    struct sms_ref *ref = sendlink_sms(r->sl);
+    struct sms_mtan_result mr;
+    sms_mtan_send(&r->env, ref ? ref->router : NULL, &s, r->client, &mr);
+    sendlink_sms_release(ref);
+    char msg[512];
+    switch (mr.status) {
+    case 200:
+        snprintf(msg, sizeof(msg), t->mtan_sent, mr.masked,
+                 (unsigned)((r->cfg->mtan_ttl + 59) / 60));
+        res = page_main_ex(r, c, 200, t, &s, &p, NULL, msg);
+        break;
+    case 403:
+        res = page_main(r, c, 403, t, &s, &p, t->mtan_refused);
+        break;
+    case 429:
+    case 503:
+        r->retry_after = mr.retry;
+        res = page_main(r, c, (unsigned)mr.status, t, &s, &p,
+                        mr.status == 429 ? t->mtan_capped : t->mtan_unavailable);
+        break;
+    default:
+        res = page_error(r, c, t);
+    }
+out:
+    send_page_clear(&p);
     db_send_clear(&s);
-    /* The SMS flow (relays, rate limits, TTL) is issue 5: say so clearly. */
-    return page_message(r, c, 501, t, t->error_title, t->mtan_unavailable);
+    return res;
 }

@@ -24,7 +24,7 @@
 #include "lib/parse.h"
 #include "lib/xalloc.h"
 #include "mime/mime.h"
-#include "sendlink/metrics.h"
+#include "lib/metrics.h"
 #include "sendlink/sendlink_int.h"
 
 #include <errno.h>
@@ -45,6 +45,8 @@
 /* Idempotency records: replayed for a day; a pending one older than this was a crash. */
 #define SEND_IDEM_TTL (24 * 60 * 60)
 #define SEND_IDEM_PENDING_MAX (60 * 60)
+/* SMS outbox rows (ids, routes, provider references) are kept this long. */
+#define SEND_SMS_OUTBOX_KEEP (90 * 24 * 60 * 60)
 
 struct send_upload {
     char id[RAND_ID_LEN + 1];
@@ -311,6 +313,9 @@ int send_fields_check(const struct config *cfg, const struct plan *plan,
         return problem(pb, 422, "phone", "phone must be an E.164 number such as +41791234567");
     if (strcmp(protect, "mtan") == 0 && f->phone == NULL)
         return problem(pb, 422, "phone", "phone is required with protect=mtan");
+    /* [sms] allowed_prefixes / denied_prefixes: say so now, not when the SMS is due. */
+    if (strcmp(protect, "mtan") == 0 && !config_sms_number_allowed(cfg, f->phone))
+        return problem(pb, 422, "phone", "SMS to this number's prefix are not allowed here");
     if (f->message && (strlen(f->message) > SEND_MESSAGE_MAX || !text_ok(f->message)))
         return problem(pb, 422, "message", "message must be UTF-8 text of at most %d bytes",
                        SEND_MESSAGE_MAX);
@@ -836,5 +841,8 @@ long send_sweep(const struct send_env *env, int64_t now)
     free(d.v);
     if (db_idem_expire(env->db, now - SEND_IDEM_TTL, now - SEND_IDEM_PENDING_MAX) != DB_OK)
         msg_warn("-: sweep: idempotency records not expired this time");
+    if (db_sms_outbox_purge(env->db, now - SEND_SMS_OUTBOX_KEEP) != DB_OK ||
+        db_sms_counters_purge(env->db, now) != DB_OK)
+        msg_warn("-: sweep: SMS outbox and counters not purged this time");
     return done;
 }

@@ -33,8 +33,12 @@ bool smtpd_is_ascii(const char *s)
     return true;
 }
 
-/* Domain: dot-separated labels of letters, digits, '-' (or UTF-8), or an
- * address literal "[...]" of printable characters. */
+/* Longest label of a domain name (RFC 1035 2.3.4). */
+#define SMTPD_LABEL_MAX 63
+
+/* Domain: dot-separated labels of letters, digits, '-' (or UTF-8) that do
+ * not start or end with '-' (RFC 5321 Let-dig), or an address literal
+ * "[...]" of printable characters. */
 static bool domain_valid(const char *d, size_t n)
 {
     if (n == 0 || n > SMTPD_DOMAIN_MAX)
@@ -53,17 +57,19 @@ static bool domain_valid(const char *d, size_t n)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)d[i];
         if (c == '.') {
-            if (label == 0)
+            if (label == 0 || d[i - 1] == '-')
                 return false;
             label = 0;
             continue;
         }
         if (!(isalnum(c) || c == '-' || c >= 0x80))
             return false;
-        if (++label > 63)
+        if (c == '-' && label == 0)
+            return false;
+        if (++label > SMTPD_LABEL_MAX)
             return false;
     }
-    return label > 0;
+    return label > 0 && d[n - 1] != '-';
 }
 
 static bool local_valid(const char *l, size_t n)

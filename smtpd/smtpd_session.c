@@ -26,6 +26,7 @@
 
 #include "lib/fsutil.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/parse.h"
 #include "lib/xalloc.h"
 
@@ -249,8 +250,7 @@ static void do_mail(struct smtpd_session *s, const char *arg)
     if (st == SP_OK && !s->smtputf8 && !smtpd_is_ascii(box))
         st = SP_SMTP_NEED_UTF8;
     if (st != SP_OK) {
-        msg_info("%s: reject: MAIL from=<%s>, status=%s", s->id, scrub(box ? box : ""),
-                 sp_status_name(st));
+        msg_info("%s: reject: MAIL, status=%s", s->id, sp_status_name(st));
         free(box);
         s->size_hint = 0;
         s->smtputf8 = s->body8 = false;
@@ -259,9 +259,8 @@ static void do_mail(struct smtpd_session *s, const char *arg)
     }
     s->mail_from = box;
     enter_state(s, SS_MAIL);
-    msg_info("%s: from=<%s>, size=%llu, body=%s, smtputf8=%s", s->id, scrub(box),
-             (unsigned long long)s->size_hint, s->body8 ? "8bitmime" : "7bit",
-             s->smtputf8 ? "yes" : "no");
+    msg_info("%s: mail: size=%llu, body=%s, smtputf8=%s", s->id, (unsigned long long)s->size_hint,
+             s->body8 ? "8bitmime" : "7bit", s->smtputf8 ? "yes" : "no");
     smtpd_reply(s, SP_SMTP_SENDER_OK);
 }
 
@@ -298,10 +297,19 @@ static void do_rcpt(struct smtpd_session *s, const char *arg)
     smtpd_pool_push(s->srv->pool, j);
 }
 
+/* "reason=NAME" of a status, for metric labels (a constant per status). */
+static const char *smtpd_metric_reason(enum sp_status st)
+{
+    static __thread char label[METRICS_LABEL_MAX];
+    snprintf(label, sizeof(label), "reason=%s", sp_status_name(st));
+    return label;
+}
+
 static void rcpt_done(struct smtpd_session *s, struct smtpd_job *j)
 {
     msg_info("%s: to=<%s>, status=%s", s->id, scrub(j->address), sp_status_name(j->status));
     if (j->status != SP_OK) {
+        metrics_inc("recipients_refused_total", smtpd_metric_reason(j->status));
         smtpd_reply(s, j->status);
         return;
     }
@@ -343,9 +351,9 @@ static void data_end(struct smtpd_session *s)
     enum sp_status st = smtpd_data_verdict(s->data);
     uint64_t size = smtpd_data_size(s->data);
     if (st != SP_OK) {
-        msg_info("%s: reject: DATA from=<%s>, nrcpt=%zu, bytes=%llu, status=%s", s->id,
-                 scrub(s->mail_from), s->nrcpts, (unsigned long long)smtpd_data_raw(s->data),
-                 sp_status_name(st));
+        msg_info("%s: reject: DATA nrcpt=%zu, bytes=%llu, status=%s", s->id, s->nrcpts,
+                 (unsigned long long)smtpd_data_raw(s->data), sp_status_name(st));
+        metrics_inc("messages_refused_total", smtpd_metric_reason(st));
         if (st == SP_SMTP_BARE_EOL) {
             smtpd_session_close(s, st); /* a smuggling attempt ends the session */
             return;
@@ -389,13 +397,15 @@ static void deliver_done(struct smtpd_session *s, struct smtpd_job *j)
 {
     if (j->status == SP_OK) {
         s->nmsgs++;
-        msg_info("%s: queued_as=%s, from=<%s>, nrcpt=%zu, size=%llu", s->id, j->queue_id,
-                 scrub(j->mail_from), j->nrcpts, (unsigned long long)j->size);
+        msg_info("%s: queued_as=%s, nrcpt=%zu, size=%llu", s->id, j->queue_id, j->nrcpts,
+                 (unsigned long long)j->size);
+        metrics_inc("messages_received_total", NULL);
+        metrics_add("message_bytes_received_total", NULL, j->size);
         smtpd_reply_extra(s, SP_OK, ": queued as %s", j->queue_id);
     } else {
-        msg_info("%s: reject: DATA from=<%s>, nrcpt=%zu, size=%llu, status=%s", s->id,
-                 scrub(j->mail_from), j->nrcpts, (unsigned long long)j->size,
-                 sp_status_name(j->status));
+        msg_info("%s: reject: DATA nrcpt=%zu, size=%llu, status=%s", s->id, j->nrcpts,
+                 (unsigned long long)j->size, sp_status_name(j->status));
+        metrics_inc("messages_refused_total", smtpd_metric_reason(j->status));
         smtpd_reply(s, j->status);
     }
     transaction_end(s);
@@ -529,7 +539,8 @@ static void command_run(struct smtpd_session *s, const char *p, size_t len, size
         msg_info("%s: reject: %s with %zu bytes pipelined behind it", s->id, c->verb, rest);
         smtpd_session_close(s, st);
     } else if (st != SP_OK) {
-        msg_info("%s: reject: cmd=%s, status=%s, state=%s", s->id, scrub(line), sp_status_name(st),
+        /* The verb only: arguments may carry the sender (RULES.md 12). */
+        msg_info("%s: reject: cmd=%s, status=%s, state=%s", s->id, c->verb, sp_status_name(st),
                  smtpd_state_name(s->state));
         smtpd_reply(s, st);
     } else {

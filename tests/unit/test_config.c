@@ -254,7 +254,7 @@ static const struct err_case err_cases[] = {
     {"[sendlink]\nsms_template =\n", "main.conf:2: sms_template: empty value"},
     /* bounds */
     {"[sendlink]\nmtan_ttl = 15m\n", "main.conf:2: mtan_ttl: 15m is above the maximum 10m"},
-    {"[sendlink]\nmtan_ttl = 30s\n", "main.conf:2: mtan_ttl: 30s is below the minimum 1m"},
+    {"[sendlink]\nmtan_ttl = 0s\n", "main.conf:2: mtan_ttl: 0s is below the minimum 1s"},
     {"[sendlink]\ncode_length = 3\n", "main.conf:2: code_length: 3 is below the minimum 4"},
     {"[sendlink]\ncode_length = 13\n", "main.conf:2: code_length: 13 is above the maximum 12"},
     {"[sendlink]\nmtan_length = 5\n", "main.conf:2: mtan_length: 5 is below the minimum 6"},
@@ -677,9 +677,10 @@ static void test_good_config(void **state)
                 "[relay twilio]\n"
                 "driver = http\n"
                 "url = https://api.example/send#x\n"
-                "token = \"a # b\"\n"
+                "header.X-Token = \"a # b\"\n"
                 "[relay backup]\n"
                 "driver = exec\n"
+                "command = /bin/true {to}\n"
                 "[sms]\n"
                 "routes = backup, twilio\n"
                 "[plan pro]\n"
@@ -742,11 +743,11 @@ static void test_good_config(void **state)
     char *f = strip(c->relays[0].params[0].file);
     assert_string_equal(f, "main.conf");
     free(f);
-    assert_string_equal(c->relays[0].params[1].key, "token");
+    assert_string_equal(c->relays[0].params[1].key, "header.X-Token");
     assert_string_equal(c->relays[0].params[1].value, "a # b");
     assert_string_equal(c->relays[1].name, "backup");
     assert_string_equal(c->relays[1].driver, "exec");
-    assert_int_equal(c->relays[1].nparams, 0);
+    assert_int_equal(c->relays[1].nparams, 1);
     assert_int_equal(c->sms_routes.n, 2);
     assert_string_equal(c->sms_routes.v[0], "backup");
     assert_string_equal(c->sms_routes.v[1], "twilio");

@@ -8,7 +8,7 @@
  * Trusts: callers to pass constant names and labels; both are still
  * checked against the exposition syntax and refused (logged) if wrong.
  */
-#include "sendlink/metrics.h"
+#include "lib/metrics.h"
 #include "lib/log.h"
 
 #include <pthread.h>
