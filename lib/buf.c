@@ -96,6 +96,22 @@ int buf_printf(struct buf *b, const char *fmt, ...)
     return r;
 }
 
+int buf_put_html(struct buf *b, const char *s)
+{
+    int r = 0;
+    for (; *s && r == 0; s++) {
+        switch (*s) {
+        case '<': r = buf_puts(b, "&lt;"); break;
+        case '>': r = buf_puts(b, "&gt;"); break;
+        case '&': r = buf_puts(b, "&amp;"); break;
+        case '"': r = buf_puts(b, "&quot;"); break;
+        case '\'': r = buf_puts(b, "&#39;"); break;
+        default: r = buf_putc(b, *s);
+        }
+    }
+    return r;
+}
+
 char *buf_steal(struct buf *b)
 {
     char *p = b->data ? b->data : xstrdup("");

@@ -35,6 +35,8 @@ int buf_printf(struct buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3), warn_unused_result));
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0), warn_unused_result));
+/* Appends s with the HTML special characters < > & " ' escaped. */
+int buf_put_html(struct buf *b, const char *s) __attribute__((warn_unused_result));
 /* Hands the data to the caller (NUL terminated, never NULL); b is reset. */
 char *buf_steal(struct buf *b);
 const char *buf_cstr(struct buf *b);

@@ -263,33 +263,6 @@ static const struct page_text *text_for(struct MHD_Connection *c)
     return best;
 }
 
-static int esc(struct buf *b, const char *s)
-{
-    int r = 0;
-    for (; *s && r == 0; s++) {
-        switch (*s) {
-        case '<':
-            r = buf_puts(b, "&lt;");
-            break;
-        case '>':
-            r = buf_puts(b, "&gt;");
-            break;
-        case '&':
-            r = buf_puts(b, "&amp;");
-            break;
-        case '"':
-            r = buf_puts(b, "&quot;");
-            break;
-        case '\'':
-            r = buf_puts(b, "&#39;");
-            break;
-        default:
-            r = buf_putc(b, *s);
-        }
-    }
-    return r;
-}
-
 static void size_human(const struct page_text *t, int64_t n, char *out, size_t outsz)
 {
     static const char *const units[] = {"KB", "MB", "GB", "TB"};
@@ -325,9 +298,9 @@ static int page_head(struct buf *b, const struct page_text *t, const char *title
                        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
                        "<meta name=\"robots\" content=\"noindex, nofollow\"><title>",
                        t->lang);
-    r |= esc(b, title);
+    r |= buf_put_html(b, title);
     r |= buf_printf(b, "</title><style>%s</style></head><body><main>\n<h1>", page_css);
-    r |= esc(b, title);
+    r |= buf_put_html(b, title);
     r |= buf_puts(b, "</h1>\n");
     return r;
 }
@@ -351,7 +324,7 @@ static enum MHD_Result page_message(struct req *r, struct MHD_Connection *c, uns
     struct buf b = BUF_INIT;
     int e = page_head(&b, t, title);
     e |= buf_printf(&b, "<p class=\"%s\" id=\"message\">", status >= 400 ? "error" : "note");
-    e |= esc(&b, msg);
+    e |= buf_put_html(&b, msg);
     e |= buf_puts(&b, "</p>\n");
     if (e) {
         buf_free(&b);
@@ -406,34 +379,34 @@ static enum MHD_Result page_main_ex(struct req *r, struct MHD_Connection *c, uns
     int e = page_head(&b, t, t->title);
     if (notice) {
         e |= buf_puts(&b, "<p class=\"error\" id=\"message\" role=\"alert\">");
-        e |= esc(&b, notice);
+        e |= buf_put_html(&b, notice);
         e |= buf_puts(&b, "</p>\n");
     }
     if (info) {
         e |= buf_puts(&b, "<p class=\"note\" id=\"info\" role=\"status\">");
-        e |= esc(&b, info);
+        e |= buf_put_html(&b, info);
         e |= buf_puts(&b, "</p>\n");
     }
     e |= buf_printf(&b, "<p>%s <strong id=\"sender\">", t->from);
-    e |= esc(&b, p->sender_name);
+    e |= buf_put_html(&b, p->sender_name);
     e |= buf_puts(&b, "</strong>");
     if (p->sender_email[0]) {
         e |= buf_puts(&b, " &lt;");
-        e |= esc(&b, p->sender_email);
+        e |= buf_put_html(&b, p->sender_email);
         e |= buf_puts(&b, "&gt;");
     }
     e |= buf_puts(&b, "</p>\n");
     if (p->message[0]) {
         e |= buf_puts(&b, "<blockquote id=\"sender-message\">");
-        e |= esc(&b, p->message);
+        e |= buf_put_html(&b, p->message);
         e |= buf_puts(&b, "</blockquote>\n");
     }
     e |= buf_printf(&b, "<dl><dt>%s</dt><dd id=\"file-name\">", t->file);
-    e |= esc(&b, p->name);
+    e |= buf_put_html(&b, p->name);
     e |= buf_printf(&b, "</dd><dt>%s</dt><dd id=\"file-size\">", t->size);
-    e |= esc(&b, size);
+    e |= buf_put_html(&b, size);
     e |= buf_printf(&b, "</dd><dt>%s</dt><dd id=\"expires\">", t->until);
-    e |= esc(&b, until);
+    e |= buf_put_html(&b, until);
     e |= buf_printf(&b, "</dd><dt>%s</dt><dd id=\"downloads-left\">%lld", t->left,
                     (long long)(s->max_downloads - s->downloads));
     if (mtan) {
@@ -446,12 +419,12 @@ static enum MHD_Result page_main_ex(struct req *r, struct MHD_Connection *c, uns
             free(phone);
         }
         e |= buf_printf(&b, "</dd><dt>%s</dt><dd id=\"phone\">", t->phone);
-        e |= esc(&b, masked);
+        e |= buf_put_html(&b, masked);
     }
     e |= buf_puts(&b, "</dd></dl>\n");
     /* The form posts to the page's URL, also when shown after POST …/mtan. */
     e |= buf_puts(&b, "<form method=\"post\" action=\"");
-    e |= esc(&b, base);
+    e |= buf_put_html(&b, base);
     e |= buf_printf(&b, "/s/%s\">\n", r->arg);
     if (strcmp(s->protect, "code") == 0 || strcmp(s->protect, "mtan") == 0) {
         e |= buf_printf(&b, "<p class=\"note\">%s</p>\n",
@@ -468,7 +441,7 @@ static enum MHD_Result page_main_ex(struct req *r, struct MHD_Connection *c, uns
     if (mtan) {
         /* A POST form: opening the page (GET) never sends an SMS (RULES.md 8). */
         e |= buf_puts(&b, "<form method=\"post\" action=\"");
-        e |= esc(&b, base);
+        e |= buf_put_html(&b, base);
         e |= buf_printf(&b,
                         "/s/%s/mtan\"><button type=\"submit\" id=\"mtan\">%s</button>"
                         "</form>\n",

@@ -448,35 +448,6 @@ static const struct mail_text *mail_text_for(const char *lang)
             return &mail_texts[i];
     return &mail_texts[0];
 }
-
-/* Appends s to b with HTML special characters escaped. */
-static int html_escape(struct buf *b, const char *s)
-{
-    int r = 0;
-    for (; *s && r == 0; s++) {
-        switch (*s) {
-        case '<':
-            r = buf_puts(b, "&lt;");
-            break;
-        case '>':
-            r = buf_puts(b, "&gt;");
-            break;
-        case '&':
-            r = buf_puts(b, "&amp;");
-            break;
-        case '"':
-            r = buf_puts(b, "&quot;");
-            break;
-        case '\'':
-            r = buf_puts(b, "&#39;");
-            break;
-        default:
-            r = buf_putc(b, *s);
-        }
-    }
-    return r;
-}
-
 static int notify_recipient(const struct send_env *env, const struct send_fields *f,
                             const char *sender, const char *reply_to, const char *protect,
                             const struct send_created *c)
@@ -491,38 +462,38 @@ static int notify_recipient(const struct send_env *env, const struct send_fields
     r |= buf_puts(&text, "\n\n");
     r |= buf_puts(&html, "<!DOCTYPE html><html><body><p>");
     snprintf(line, sizeof(line), t->intro, sender);
-    r |= html_escape(&html, line);
+    r |= buf_put_html(&html, line);
     r |= buf_puts(&html, "</p>");
     if (f->message && f->message[0]) {
         r |= buf_printf(&text, "%s\n\n", f->message);
         r |= buf_puts(&html, "<blockquote style=\"white-space:pre-wrap\">");
-        r |= html_escape(&html, f->message);
+        r |= buf_put_html(&html, f->message);
         r |= buf_puts(&html, "</blockquote>");
     }
     snprintf(line, sizeof(line), t->link, when);
     r |= buf_printf(&text, "%s\n%s\n\n", line, c->url);
     r |= buf_puts(&html, "<p>");
-    r |= html_escape(&html, line);
+    r |= buf_put_html(&html, line);
     r |= buf_puts(&html, "<br><a href=\"");
-    r |= html_escape(&html, c->url);
+    r |= buf_put_html(&html, c->url);
     r |= buf_puts(&html, "\">");
-    r |= html_escape(&html, c->url);
+    r |= buf_put_html(&html, c->url);
     r |= buf_puts(&html, "</a></p>");
     snprintf(line, sizeof(line), t->downloads, (long long)c->max_downloads);
     r |= buf_printf(&text, "%s\n", line);
     r |= buf_puts(&html, "<p>");
-    r |= html_escape(&html, line);
+    r |= buf_put_html(&html, line);
     const char *extra = strcmp(protect, "code") == 0   ? t->code
                         : strcmp(protect, "mtan") == 0 ? t->mtan
                                                        : NULL;
     if (extra) {
         r |= buf_printf(&text, "%s\n", extra);
         r |= buf_puts(&html, "<br>");
-        r |= html_escape(&html, extra);
+        r |= buf_put_html(&html, extra);
     }
     r |= buf_printf(&text, "\n%s\n", t->ignore);
     r |= buf_puts(&html, "</p><p>");
-    r |= html_escape(&html, t->ignore);
+    r |= buf_put_html(&html, t->ignore);
     r |= buf_puts(&html, "</p></body></html>\n");
     int ok = -1;
     if (r == 0) {

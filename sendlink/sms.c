@@ -25,7 +25,7 @@
 #include "lib/parse.h"
 #include "lib/rand.h"
 #include "lib/xalloc.h"
-#include "sendlink/metrics.h"
+#include "lib/metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>

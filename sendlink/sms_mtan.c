@@ -26,7 +26,7 @@
 #include "lib/log.h"
 #include "lib/masterkey.h"
 #include "lib/xalloc.h"
-#include "sendlink/metrics.h"
+#include "lib/metrics.h"
 #include "sendlink/sendlink_int.h"
 #include "sendlink/sms.h"
 

@@ -539,9 +539,10 @@ static void command_run(struct smtpd_session *s, const char *p, size_t len, size
         msg_info("%s: reject: %s with %zu bytes pipelined behind it", s->id, c->verb, rest);
         smtpd_session_close(s, st);
     } else if (st != SP_OK) {
-        /* The verb only: arguments may carry the sender (RULES.md 12). */
-        msg_info("%s: reject: cmd=%s, status=%s, state=%s", s->id, c->verb, sp_status_name(st),
-                 smtpd_state_name(s->state));
+        /* The verb only: arguments may carry the sender (RULES.md 12); an
+         * unknown verb is the client's text, so it is not logged at all. */
+        msg_info("%s: reject: cmd=%s, status=%s, state=%s", s->id, c ? c->verb : "(unknown)",
+                 sp_status_name(st), smtpd_state_name(s->state));
         smtpd_reply(s, st);
     } else {
         c->proceed(s, arg);
