@@ -149,16 +149,45 @@ static const struct mime_limits limits = {
     .header_size = 1u << 20,
 };
 
-static void *run(void *arg)
+/* One long-lived parse thread with the small stack: creating a thread per
+ * input costs more than most parses. */
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static struct job *pending;
+static int finished;
+
+static void *parse_thread(void *arg)
 {
-    struct job *j = arg;
-    struct mime_sink sink = {&j->c, s_headers, s_part_begin, s_part_data, s_part_end};
-    j->flags = mime_parse_inprocess(j->fd, &limits, &sink);
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&mu);
+        while (pending == NULL)
+            pthread_cond_wait(&cv, &mu);
+        struct job *j = pending;
+        pthread_mutex_unlock(&mu);
+        struct mime_sink sink = {&j->c, s_headers, s_part_begin, s_part_data, s_part_end};
+        j->flags = mime_parse_inprocess(j->fd, &limits, &sink);
+        pthread_mutex_lock(&mu);
+        pending = NULL;
+        finished = 1;
+        pthread_cond_broadcast(&cv);
+        pthread_mutex_unlock(&mu);
+    }
     return NULL;
 }
 
+static void run_on_small_stack(struct job *j)
+{
+    pthread_mutex_lock(&mu);
+    finished = 0;
+    pending = j;
+    pthread_cond_broadcast(&cv);
+    while (!finished)
+        pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+}
+
 static int memfd = -1;
-static pthread_attr_t attr;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -167,8 +196,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     log_open("fuzz_mime", 0, 0);
     mime_global_init();
     memfd = memfd_create("fuzz_mime", MFD_CLOEXEC);
+    pthread_attr_t attr;
+    pthread_t t;
     if (memfd < 0 || pthread_attr_init(&attr) != 0 ||
-        pthread_attr_setstacksize(&attr, FUZZ_MIME_STACK) != 0)
+        pthread_attr_setstacksize(&attr, FUZZ_MIME_STACK) != 0 ||
+        pthread_create(&t, &attr, parse_thread, NULL) != 0)
         abort();
     return 0;
 }
@@ -182,9 +214,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static struct job j;
     memset(&j, 0, sizeof(j));
     j.fd = memfd;
-    pthread_t t;
-    if (pthread_create(&t, &attr, run, &j) != 0 || pthread_join(t, NULL) != 0)
-        abort();
+    run_on_small_stack(&j);
     CHECK(j.c.headers == 1, "headers never delivered");
     CHECK(!j.c.in_part, "a part was never ended");
     CHECK((j.flags & ~0x01ffu) == 0, "unknown flags 0x%x", j.flags);
