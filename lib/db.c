@@ -216,6 +216,16 @@ enum db_rc db_open(const char *path, struct db **out)
         free(db);
         return DB_ERR;
     }
+    /* SQLite falls back to read-only when it cannot open the file for
+     * writing (a transient EIO, EMFILE, ENFILE...): such a handle would make
+     * every later write of this connection fail, for the whole life of the
+     * worker that holds it. Refuse it here; the caller retries the open. */
+    if (sqlite3_db_readonly(db->h, "main") == 1) {
+        msg_error("db: open %s: opened read-only (could not open it for writing)", path);
+        sqlite3_close(db->h);
+        free(db);
+        return DB_ERR;
+    }
     sqlite3_busy_timeout(db->h, DB_BUSY_TIMEOUT_MS);
     sqlite3_extended_result_codes(db->h, 0);
     enum db_rc r;
