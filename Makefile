@@ -5,6 +5,9 @@
 #   make test     deps + build + every test; prints "N passed, N failed"
 #   make run      deps + build + init ./var + sealpost serve (foreground)
 #   make asan     ASan+UBSan build in build-asan/ and the whole test suite on it
+#   make fuzz     libFuzzer harnesses (clang) in build-fuzz/, each run
+#                 FUZZ_SECONDS (default 60) on its seed corpus (fuzz/run.sh)
+#   make fuzz-smoke  the same, one minute each (CI)
 #   make valgrind unit tests and a whole delivery under valgrind memcheck
 #   make install  PREFIX=/usr/local DESTDIR=
 #   make clean
@@ -43,17 +46,25 @@ TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 PLUGIN_SRC := $(wildcard sendlink/plugins/*.c)
 PLUGIN_SO  := $(PLUGIN_SRC:sendlink/plugins/%.c=$(BUILD)/plugins/%.so)
+# Fuzz harnesses: fuzz/fuzz_*.c. Under `make fuzz` they link libFuzzer
+# (clang); in every other build they link fuzz/replay_main.c, a plain main
+# that feeds files to the harness, so that tests replay the kept crash
+# inputs (tests/data/fuzz-regressions/) with gcc and under ASan.
+FUZZ_SRC   := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BIN   := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_REPLAY := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz-replay/%)
+FAULT_SO   := $(BUILD)/faultinject.so $(BUILD)/probe.so
 
-DEB_PKGS = build-essential pkg-config libgmime-3.0-dev libsodium-dev libsqlite3-dev \
+DEB_PKGS = build-essential pkg-config clang libclang-rt-14-dev libgmime-3.0-dev libsodium-dev libsqlite3-dev \
            libetpan-dev libopendkim-dev libmicrohttpd-dev libssl-dev libjansson-dev \
            libcurl4-gnutls-dev libcmocka-dev libspf2-dev \
            python3 swaks python3-dkim opendkim-tools openssl curl valgrind chromium chromium-driver
 
-.PHONY: all deps test check unit run asan valgrind install clean format tests-bin
+.PHONY: all deps test check unit run asan valgrind install clean format tests-bin fuzz fuzz-smoke fuzz-build
 
 all: $(BUILD)/sealpost tests-bin
 
-tests-bin: $(UNIT_BIN) $(TOOL_BIN) $(PLUGIN_SO)
+tests-bin: $(UNIT_BIN) $(TOOL_BIN) $(PLUGIN_SO) $(FUZZ_REPLAY) $(FAULT_SO)
 
 $(BUILD)/libsealpost.a: $(OBJ_LIB)
 	@mkdir -p $(@D)
@@ -78,6 +89,21 @@ $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libsealpost.a
 $(BUILD)/plugins/%.so: sendlink/plugins/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $<
+
+$(BUILD)/fuzz-replay/%: fuzz/%.c fuzz/replay_main.c fuzz/fuzz_net.h $(BUILD)/libsealpost.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< fuzz/replay_main.c $(BUILD)/libsealpost.a $(LIBS)
+
+# libFuzzer binaries: only in the fuzz build (CC=clang, see fuzz-build).
+$(BUILD)/fuzz/%: fuzz/%.c fuzz/fuzz_net.h $(BUILD)/libsealpost.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libsealpost.a $(LIBS)
+
+# The fault-injection and privilege-probe shims (tests/faultinject/),
+# LD_PRELOADed by tests; never linked into the product.
+$(BUILD)/%.so: tests/faultinject/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $< -ldl
 
 -include $(DEPFILES)
 
@@ -108,6 +134,21 @@ asan: deps
 	BUILD=build-asan SEALPOST_ASAN=1 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run.sh
 
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS = -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+              -fno-sanitize-recover=undefined
+
+fuzz-build:
+	$(MAKE) build/sealpost
+	$(MAKE) BUILD=build-fuzz CC=clang OPT=-O1 EXTRA_CFLAGS="$(FUZZ_CFLAGS)" \
+	  EXTRA_LDFLAGS="-fsanitize=address,undefined" \
+	  $(patsubst fuzz/%.c,build-fuzz/fuzz/%,$(FUZZ_SRC))
+
+fuzz: fuzz-build
+	BUILD=build-fuzz fuzz/run.sh $(FUZZ_SECONDS)
+
+fuzz-smoke: fuzz-build
+	BUILD=build-fuzz fuzz/run.sh 60
 valgrind: all
 	BUILD=$(BUILD) tests/valgrind.sh
 
@@ -125,4 +166,4 @@ format:
 	clang-format -i $(SRC_ALL) $(wildcard */*.h) $(UNIT_SRC) $(TOOL_SRC)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

@@ -75,4 +75,7 @@ int cmd_queue(struct cli *c, int argc, char **argv);
 int cmd_dkim(struct cli *c, int argc, char **argv);
 int cmd_sms(struct cli *c, int argc, char **argv);
 
+/* serve: confines file writes to [server] data_dir (cli_sandbox.c). 0 or -1. */
+int serve_confine(const struct config *cfg);
+
 #endif

@@ -12,6 +12,7 @@
  *   4. Drop privileges when root and [server] user is set: setgroups,
  *      setgid, setuid, then verify that root cannot be regained. Root
  *      without a user is allowed, with a warning (the example config).
+ *      Then confine file writes to the data dir (cli_sandbox.c, Landlock).
  *   5. Remove crash leftovers (deliver_cleanup), as the unprivileged user.
  *   6. Start each service (threads; workers open the store as that user).
  *   7. Wait for signals: SIGHUP loads the config again; if it is invalid the
@@ -253,6 +254,12 @@ int cmd_serve(struct cli *c, int argc, char **argv)
     }
     if (privileges_drop(cfg) < 0) {
         rc = cli_fail("cannot drop privileges");
+        goto out;
+    }
+    /* Only a dropped daemon is confined: one run by hand as a user (make
+     * run, tests) keeps that user's rights. */
+    if (cfg->user && cfg->user[0] && getuid() != 0 && serve_confine(cfg) < 0) {
+        rc = cli_fail("cannot confine file writes to the data directory");
         goto out;
     }
     leftovers_remove(cfg);

@@ -14,9 +14,11 @@
  */
 #include "lib/db.h"
 #include "lib/db_internal.h"
+#include "lib/fsutil.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
 
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,6 +189,22 @@ static enum db_rc db_migrate(struct db *db)
     }
 }
 
+/* fsync of the directory that holds path ("." when it names none). */
+static int db_sync_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL)
+        return fsync_dir(".");
+    if (slash == path)
+        return fsync_dir("/");
+    char *dir = xstrndup(path, (size_t)(slash - path));
+    int r = fsync_dir(dir);
+    int e = errno;
+    free(dir);
+    errno = e;
+    return r;
+}
+
 enum db_rc db_open(const char *path, struct db **out)
 {
     struct db *db = xcalloc(1, sizeof(*db));
@@ -194,6 +212,16 @@ enum db_rc db_open(const char *path, struct db **out)
         path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         msg_error("db: open %s: %s", path, db->h ? sqlite3_errmsg(db->h) : sqlite3_errstr(rc));
+        sqlite3_close(db->h);
+        free(db);
+        return DB_ERR;
+    }
+    /* SQLite falls back to read-only when it cannot open the file for
+     * writing (a transient EIO, EMFILE, ENFILE...): such a handle would make
+     * every later write of this connection fail, for the whole life of the
+     * worker that holds it. Refuse it here; the caller retries the open. */
+    if (sqlite3_db_readonly(db->h, "main") == 1) {
+        msg_error("db: open %s: opened read-only (could not open it for writing)", path);
         sqlite3_close(db->h);
         free(db);
         return DB_ERR;
@@ -208,6 +236,20 @@ enum db_rc db_open(const char *path, struct db **out)
         (r = db_migrate(db)) != DB_OK) {
         db_close(db);
         return r;
+    }
+    /*
+     * The WAL (and -shm) now exist, maybe created just now: the last
+     * connection's close deletes the WAL after its checkpoint. SQLite
+     * fsyncs the directory of a new WAL itself but ignores a failure of
+     * that fsync, so a commit could be acknowledged while the WAL's
+     * directory entry is not on disk. We sync the directory here, before
+     * any transaction, and a failure is an error like any other
+     * (RULES.md 1: a failed fsync is never acknowledged).
+     */
+    if (db_sync_dir(path) != 0) {
+        msg_error("db: fsync of the directory of %s: %s", path, strerror(errno));
+        db_close(db);
+        return DB_ERR;
     }
     *out = db;
     return DB_OK;

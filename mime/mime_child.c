@@ -68,14 +68,20 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gmime/gmime.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -354,6 +360,135 @@ static void child_setup(int wfd, const struct mime_limits *lim, pid_t parent)
 #endif
 }
 
+/*
+ * The sandbox (seccomp-bpf), entered after child_setup, before the parse:
+ * what an exploited parser could do is what GMime needs and nothing more.
+ *   - no network: no socket, connect, sendto, ... (not on the list);
+ *   - no writes but to the record socket and to stderr (/dev/null here),
+ *     no reads from a socket but the next request from the parent
+ *     (recvmsg on that socket only: the message descriptor arrives there);
+ *   - open/openat for reading only (iconv loads gconv modules and tables),
+ *     never O_WRONLY/O_RDWR/O_CREAT/O_TRUNC/O_APPEND/O_TMPFILE;
+ *   - mmap never MAP_SHARED with PROT_WRITE (the message memfd is
+ *     writable: a shared writable mapping would be a write);
+ *   - no exec, no fork, no kill, no ptrace, no rename/unlink/mkdir/chmod,
+ *     no setuid, no prctl, no ioctl.
+ * Anything else kills the child (SIGSYS): the parent sees a signal death,
+ * i.e. MIME_F_PARSER_FAILED, and the item keeps its sealed original. A
+ * foreign architecture or the x32 ABI is refused the same way.
+ */
+#if defined(__x86_64__)
+#define MIME_SECCOMP_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define MIME_SECCOMP_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+#ifdef MIME_SECCOMP_ARCH
+#define SC_LOAD(field) BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, field))
+#define SC_ARG_LO(i) BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[i]))
+#define SC_ALLOW BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
+#define SC_KILL BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS)
+/* if nr == n: allow, else fall through */
+#define SC_ALLOW_NR(n) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (n), 0, 1), SC_ALLOW
+
+/* Open flags that mean writing or creating. */
+#define MIME_SC_OPEN_DENY                                                                          \
+    ((uint32_t)(O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND | (O_TMPFILE & ~O_DIRECTORY)))
+
+static int child_sandbox(void)
+{
+    struct sock_filter f[] = {
+        SC_LOAD(arch),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MIME_SECCOMP_ARCH, 1, 0),
+        SC_KILL,
+        SC_LOAD(nr),
+#if defined(__x86_64__)
+        BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, 0, 1), /* x32 */
+        SC_KILL,
+#endif
+        /* write and writev: only to the pipe and stderr */
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_write, 1, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_writev, 0, 5),
+        SC_ARG_LO(0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MIME_CHILD_FD_PIPE, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, STDERR_FILENO, 1, 0),
+        SC_KILL,
+        SC_ALLOW,
+        /* recvmsg: only the next request (and its descriptor) from the
+         * socket to the parent (a pool child parses many messages) */
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_recvmsg, 0, 4),
+        SC_ARG_LO(0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MIME_CHILD_FD_PIPE, 1, 0),
+        SC_KILL,
+        SC_ALLOW,
+        /* openat(dirfd, path, flags, mode): read only */
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat, 0, 4),
+        SC_ARG_LO(2),
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, MIME_SC_OPEN_DENY, 0, 1),
+        SC_KILL,
+        SC_ALLOW,
+#ifdef SYS_open
+        /* open(path, flags, mode): read only */
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_open, 0, 4),
+        SC_ARG_LO(1),
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, MIME_SC_OPEN_DENY, 0, 1),
+        SC_KILL,
+        SC_ALLOW,
+#endif
+        /* mmap(addr, len, prot, flags, fd, off): no shared writable map
+         * (MAP_SHARED_VALIDATE has the MAP_SHARED bit too) */
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mmap, 0, 7),
+        SC_ARG_LO(3),
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, MAP_SHARED, 0, 3),
+        SC_ARG_LO(2),
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, PROT_WRITE, 0, 1),
+        SC_KILL,
+        SC_ALLOW,
+        SC_LOAD(nr), /* (reloads nr after the argument checks above) */
+        SC_ALLOW_NR(SYS_read),
+        SC_ALLOW_NR(SYS_readv),
+        SC_ALLOW_NR(SYS_pread64),
+        SC_ALLOW_NR(SYS_lseek),
+        SC_ALLOW_NR(SYS_close),
+        SC_ALLOW_NR(SYS_fstat),
+        SC_ALLOW_NR(SYS_newfstatat),
+        SC_ALLOW_NR(SYS_statx),
+#ifdef SYS_stat
+        SC_ALLOW_NR(SYS_stat),
+        SC_ALLOW_NR(SYS_lstat),
+#endif
+        SC_ALLOW_NR(SYS_fcntl),
+        SC_ALLOW_NR(SYS_brk),
+        SC_ALLOW_NR(SYS_munmap),
+        SC_ALLOW_NR(SYS_mremap),
+        SC_ALLOW_NR(SYS_madvise),
+        SC_ALLOW_NR(SYS_mprotect),
+        SC_ALLOW_NR(SYS_futex),
+        SC_ALLOW_NR(SYS_getrandom),
+        SC_ALLOW_NR(SYS_clock_gettime),
+        SC_ALLOW_NR(SYS_gettimeofday),
+        SC_ALLOW_NR(SYS_getpid),
+        SC_ALLOW_NR(SYS_gettid),
+        SC_ALLOW_NR(SYS_sched_yield),
+        SC_ALLOW_NR(SYS_rt_sigreturn),
+        SC_ALLOW_NR(SYS_rt_sigprocmask),
+        SC_ALLOW_NR(SYS_restart_syscall),
+        SC_ALLOW_NR(SYS_sigaltstack), /* sanitizer runtimes, at exit */
+        SC_ALLOW_NR(SYS_exit),
+        SC_ALLOW_NR(SYS_exit_group),
+        SC_KILL,
+    };
+    /* The mmap branch jumps over its argument loads to the reload of nr:
+     * nothing between "SC_ARG_LO(3)" and "SC_LOAD(nr)" may move. */
+    struct sock_fprog prog = {(unsigned short)(sizeof(f) / sizeof(f[0])), f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        return -1;
+    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+}
+#else
+#error "mime_child: no seccomp filter for this architecture"
+#endif
+
 /* Receives one request: the message descriptor, or -1 at EOF (the parent
  * ended us) or on anything malformed. */
 static int pool_child_recv(int sock, struct mime_limits *l)
@@ -397,6 +532,8 @@ __attribute__((noreturn)) static void pool_child_main(int sock, const struct mim
     struct pipe_sink ps = {MIME_CHILD_FD_PIPE, BUF_INIT, BUF_INIT};
     buf_init(&ps.rec, MIME_REC_HDR + MIME_REC_HEADERS_MAX);
     buf_init(&ps.out, MIME_CHUNK);
+    if (child_sandbox() != 0)
+        _exit(MIME_CHILD_EXIT_SETUP);
     struct mime_sink sink = {&ps, child_headers, child_part_begin, child_part_data, child_part_end};
     for (;;) {
         struct mime_limits l = *lim;

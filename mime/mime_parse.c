@@ -37,10 +37,11 @@
  * GMime found no message at all (empty input, no header).
  *
  * Trust: everything in the message is hostile. GMime recurses on nested
- * address groups ("From: a:b:c:...;;;") while it parses the header, so the
- * top-level header block is screened first (mime_prescan below) and any
- * address header that is too long or nests groups is hidden from GMime;
- * nested messages are not screened: there the child's limits catch it.
+ * address groups ("From: a:b:c:...;;;") while it parses a header, the
+ * top-level one and that of every nested message alike, so the whole file
+ * is screened first (mime_prescan below) and any address field that is too
+ * long or nests groups is hidden from GMime; what still goes wrong is
+ * caught by the child's limits.
  * RFCs: 5322, 2045-2047, 2231, 2183, 6532 (8-bit headers as UTF-8 or
  * windows-1252).
  */
@@ -62,8 +63,6 @@
 /* Group nesting an address header may have before GMime sees it (RFC 5322
  * allows one level: "undisclosed-recipients:;"). */
 #define MIME_PRESCAN_GROUP_DEPTH_MAX 1
-/* Top-level header block screened before GMime sees it. */
-#define MIME_PRESCAN_MAX (1024u * 1024u)
 
 struct parse_ctx {
     const struct mime_limits *lim;
@@ -752,57 +751,55 @@ static unsigned group_depth(const char *p, size_t n)
 }
 
 /*
- * Looks at the header block at the start of map[0..size) and returns in
- * *hide the byte ranges of address headers GMime must not parse (too long,
- * or groups nested deeper than one level); the caller builds a copy of the
- * header block without them. Returns the number of ranges (at most max).
+ * Screens the whole of map[0..size) line by line and returns in *hide the
+ * byte ranges of address fields GMime must not parse: too long, or groups
+ * nested deeper than one level. Every line that starts like an address
+ * field counts, not only those of the top-level header block: GMime parses
+ * the header of every nested message/rfc822 part too, with the same
+ * recursion, and telling a nested header block from body text would need
+ * the MIME structure we are about to parse. A body line that only looks
+ * like such a field loses nothing: the sealed original keeps every byte,
+ * and MIME_F_HEADER_LIMIT says something was hidden. Base64 never contains
+ * ':', so encoded attachments are never touched. Returns the number of
+ * ranges (at most max), in file order.
  */
 struct range {
     size_t start, end;
 };
 static size_t mime_prescan(const char *map, size_t size, size_t header_size, struct range *hide,
-                           size_t max, size_t *header_end)
+                           size_t max)
 {
-    size_t limit = size < MIME_PRESCAN_MAX ? size : MIME_PRESCAN_MAX;
     size_t nhide = 0;
     size_t i = 0;
-    while (i < limit) {
-        if (map[i] == '\n' || (map[i] == '\r' && i + 1 < limit && map[i + 1] == '\n')) {
-            *header_end = i; /* the blank line ends the header */
-            return nhide;
-        }
+    while (i < size && nhide < max) {
         size_t start = i;
         /* a field: this line and its continuation lines */
         for (;;) {
-            const char *nl = memchr(map + i, '\n', limit - i);
-            if (nl == NULL && limit < size)
-                return 0; /* longer than we screen: left to the child's limits */
-            i = nl ? (size_t)(nl - map) + 1 : limit;
-            if (i >= limit || (map[i] != ' ' && map[i] != '\t'))
+            const char *nl = memchr(map + i, '\n', size - i);
+            i = nl ? (size_t)(nl - map) + 1 : size;
+            if (i >= size || (map[i] != ' ' && map[i] != '\t'))
                 break;
         }
         const char *c = memchr(map + start, ':', i - start);
         if (c != NULL && is_address_header(map + start, (size_t)(c - map) - start)) {
             size_t vlen = i - (size_t)(c + 1 - map);
-            if ((vlen > header_size || group_depth(c + 1, vlen) > MIME_PRESCAN_GROUP_DEPTH_MAX) &&
-                nhide < max) {
+            if (vlen > header_size || group_depth(c + 1, vlen) > MIME_PRESCAN_GROUP_DEPTH_MAX) {
                 hide[nhide].start = start;
                 hide[nhide].end = i;
                 nhide++;
             }
         }
     }
-    if (limit < size)
-        return 0;
-    *header_end = size; /* a message that is all header */
     return nhide;
 }
 
-#define MIME_PRESCAN_HIDE_MAX 64
+/* Hostile fields hidden per message; a message with more is left to the
+ * child's limits (parser_failed, the sealed original stays). */
+#define MIME_PRESCAN_HIDE_MAX 1024
 
-/* The stream GMime reads: the file itself, or when hostile address headers
- * were found, a copy of the header block without them followed by the rest
- * of the file. */
+/* The stream GMime reads: the file itself, or when hostile address fields
+ * were found, the file without them (a concatenation of its other byte
+ * ranges; nothing is copied). */
 static GMimeStream *message_stream(struct parse_ctx *c, int fd, GMimeStream *file)
 {
     gint64 len = g_mime_stream_length(file);
@@ -810,27 +807,26 @@ static GMimeStream *message_stream(struct parse_ctx *c, int fd, GMimeStream *fil
     if (len <= 0 || !GMIME_IS_STREAM_MMAP(file))
         return g_object_ref(file);
     const char *map = ((GMimeStreamMmap *)file)->map;
-    struct range hide[MIME_PRESCAN_HIDE_MAX];
-    size_t header_end = 0;
-    size_t nhide =
-        mime_prescan(map, (size_t)len, c->header_size, hide, MIME_PRESCAN_HIDE_MAX, &header_end);
-    if (nhide == 0)
+    struct range *hide = xmalloc(MIME_PRESCAN_HIDE_MAX * sizeof(*hide));
+    size_t nhide = mime_prescan(map, (size_t)len, c->header_size, hide, MIME_PRESCAN_HIDE_MAX);
+    if (nhide == 0) {
+        free(hide);
         return g_object_ref(file);
-    c->flags |= MIME_F_HEADER_LIMIT;
-    GMimeStream *head = g_mime_stream_mem_new();
-    size_t at = 0;
-    for (size_t k = 0; k < nhide; k++) {
-        g_mime_stream_write(head, map + at, hide[k].start - at);
-        at = hide[k].end;
     }
-    g_mime_stream_write(head, map + at, header_end - at);
-    g_mime_stream_reset(head);
-    GMimeStream *rest = g_mime_stream_substream(file, (gint64)header_end, len);
+    c->flags |= MIME_F_HEADER_LIMIT;
     GMimeStream *cat = g_mime_stream_cat_new();
-    g_mime_stream_cat_add_source((GMimeStreamCat *)cat, head);
-    g_mime_stream_cat_add_source((GMimeStreamCat *)cat, rest);
-    g_object_unref(head);
-    g_object_unref(rest);
+    size_t at = 0;
+    for (size_t k = 0; k <= nhide; k++) {
+        size_t to = k < nhide ? hide[k].start : (size_t)len;
+        if (to > at) {
+            GMimeStream *piece = g_mime_stream_substream(file, (gint64)at, (gint64)to);
+            g_mime_stream_cat_add_source((GMimeStreamCat *)cat, piece);
+            g_object_unref(piece);
+        }
+        if (k < nhide)
+            at = hide[k].end;
+    }
+    free(hide);
     return cat;
 }
 
