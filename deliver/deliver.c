@@ -3,20 +3,20 @@
  *
  * Data flow: the message arrives in a memfd (never on persistent disk in
  * clear). deliver_prepare opens, for every recipient, one container file
- * under blobs/XX/ and writes, in order: part 1, the sealed original (trace
+ * under tmp/ and writes, in order: part 1, the sealed original (trace
  * headers + message bytes, sealed FIRST so that a parser failure can only
  * ever degrade to "original only, flagged"); then the parts the isolated
  * MIME child finds; then it seals the metadata record (it goes into the
  * database row). deliver_commit takes one or more such pending messages
  * (group commit: smtpd's committer thread hands it every message that
  * finished while the previous batch was being committed) and makes them
- * durable: an fsync per container, an fsync per blob directory used, one
- * transaction for every row of the batch.
+ * durable: an fsync per container and its rename into blobs/XX/, an fsync
+ * per blob directory used, one transaction for every row of the batch.
  *
  * Crash reasoning (RULES.md 1, STYLE.md 14): an item exists only when its
- * row is committed. Before the commit a crash leaves blobs that no row
- * names: invisible to readers, and removed by deliver_cleanup after
- * DELIVER_ORPHAN_GRACE. The rows are inserted only after every blob file
+ * row is committed. Before the commit a crash leaves temp files, or
+ * renamed blobs that no row names: invisible to readers, and removed by
+ * deliver_cleanup after DELIVER_ORPHAN_GRACE. The rows are inserted only after every blob file
  * of the batch and every directory holding one were fsynced, so a
  * committed row always names a whole, durable container. SQLite runs WAL
  * with synchronous=FULL, so COMMIT returns after the WAL is on disk. Only
@@ -360,8 +360,9 @@ struct item_out {
     unsigned char *key; /* locked */
     unsigned char sealed_key[VAULT_SEALED_KEY_BYTES];
     char *dir;  /* blobs/XX */
-    char *path; /* blobs/XX/blob, created by us */
-    FILE *f;    /* open until the commit has synced it */
+    char *path; /* ours: tmp/blob.tmp, then blobs/XX/blob once renamed */
+    char *final_path;
+    FILE *f; /* open until the commit has synced it */
     struct vault_writer *w;
     bool keep; /* committed: the file stays */
     unsigned char *meta;
@@ -474,6 +475,7 @@ void deliver_pending_free(struct deliver_pending *dl)
         free(it->user_name);
         free(it->dir);
         free(it->path);
+        free(it->final_path);
         free(it->meta);
     }
     free(dl->items);
@@ -557,9 +559,10 @@ static char *meta_build(const struct deliver_pending *dl, const struct item_out 
 }
 
 /*
- * Creates the container of one recipient under its final name and starts
- * it. The name is no promise: only a committed row makes an item, so a
- * crash before the commit leaves an unreferenced blob for deliver_cleanup.
+ * Creates the container of one recipient under tmp/ and starts it (the
+ * commit renames it into blobs/XX/, made here if missing). Only a committed
+ * row makes an item: a crash before the commit leaves a temp file or an
+ * unreferenced blob for deliver_cleanup.
  */
 static enum sp_status item_open(struct deliver_pending *dl, struct item_out *it)
 {
@@ -586,7 +589,8 @@ static enum sp_status item_open(struct deliver_pending *dl, struct item_out *it)
         msg_error("deliver: mkdir %s: %s", it->dir, strerror(e));
         return status_from_errno(e);
     }
-    char *path = xasprintf("%s/%s", it->dir, it->blob);
+    it->final_path = xasprintf("%s/%s", it->dir, it->blob);
+    char *path = xasprintf("%s/%s.tmp", d->tmp_dir, it->blob);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         int e = errno;
@@ -755,7 +759,8 @@ enum sp_status deliver_prepare(struct deliver_ctx *d, int fd, const struct rcpt 
     return SP_OK;
 }
 
-/* Makes one container's bytes durable (the directory entry comes later). */
+/* Makes one container's bytes durable and moves it under its final name
+ * (its directory entry is made durable later, per directory). */
 static enum sp_status item_sync(const char *qid, struct item_out *it)
 {
     int fd = fileno(it->f);
@@ -772,6 +777,14 @@ static enum sp_status item_sync(const char *qid, struct item_out *it)
     it->f = NULL;
     if (fclose(f) != 0)
         return status_from_errno(errno);
+    if (rename(it->path, it->final_path) < 0) {
+        int e = errno;
+        msg_error("%s: rename to %s: %s", qid, it->final_path, strerror(e));
+        return status_from_errno(e);
+    }
+    free(it->path);
+    it->path = it->final_path; /* still ours: unlinked unless committed */
+    it->final_path = NULL;
     return SP_OK;
 }
 
