@@ -63,6 +63,7 @@ fi
 if [ -n "${BENCH_SP_BIN:-}" ]; then
     SP=$BENCH_SP_BIN
 else
+    make -C "$ROOT" -s deps >&2 # the build's own Debian packages, as `make test` does
     make -C "$ROOT" -s build/sealpost >&2
     SP="$ROOT/build/sealpost"
 fi
