@@ -278,6 +278,10 @@ static enum MHD_Result field_iter(void *cls, enum MHD_ValueKind kind, const char
     struct api_create *ac = r->ac;
     if (ac->fail_status)
         return MHD_NO;
+    /* libmicrohttpd hands a part whose Content-Disposition has no usable
+     * name over with key == NULL (fuzz finding: it crashed serve). */
+    if (key == NULL)
+        return fail(ac, 422, NULL, "form part without a name");
     if (strcmp(key, "file") == 0) {
         if (filename == NULL)
             return fail(ac, 422, "file", "file must be sent as a file part (with a filename)");

@@ -603,7 +603,8 @@ static enum MHD_Result code_iter(void *cls, enum MHD_ValueKind kind, const char 
     (void)transfer_encoding;
     (void)off;
     struct req *r = cls;
-    if (strcmp(key, "code") != 0)
+    /* A multipart part without a usable name arrives with key == NULL. */
+    if (key == NULL || strcmp(key, "code") != 0)
         return MHD_YES; /* other fields (a button's name) are ignored */
     r->code_seen = 1;
     if (buf_append(&r->code, data, size) < 0) {
