@@ -10,6 +10,9 @@
  * socket records -> parent: checks -> the caller's sink (which encrypts
  * into the vault item).
  *
+ * The child parses inside a seccomp-bpf sandbox (child_sandbox, entered
+ * after the setup): no network, no file writes, no exec; see there.
+ *
  * Trust: the parent trusts nothing the child sends. Records have a type and
  * a length checked against a per-type maximum before anything is read; the
  * order (headers, then begin/data/end per part, flags, done) is checked;
