@@ -28,7 +28,7 @@
 
 #define FUZZ_NET_REPLY_MAX (1u << 20) /* replies kept per run */
 #define FUZZ_NET_WAIT_MS 5000         /* a server that says nothing this long: a hang */
-#define FUZZ_NET_MARK_MS 1000         /* longest wait at a marker for a reply not owed */
+#define FUZZ_NET_MARK_MS 250          /* longest wait at a marker for a reply not owed */
 
 struct fuzz_instance {
     char dir[64];
