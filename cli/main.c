@@ -8,8 +8,10 @@
  */
 #include "cli/cli.h"
 #include "lib/log.h"
+#include "lib/xalloc.h"
 #include "mime/mime.h"
 
+#include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +92,10 @@ int main(int argc, char **argv)
         c.config_path = default_config_path();
 
     log_open("sealpost", 1, 0);
+    /* Out of memory has one exit (xmalloc aborts), for jansson too: a NULL
+     * from json_pack would otherwise silently drop a record's entry (a fault
+     * walk found the metadata losing its "original" part that way). */
+    json_set_alloc_funcs(xmalloc, free);
     if (sodium_init() < 0)
         msg_fatal("libsodium initialisation failed");
     mime_global_init();
