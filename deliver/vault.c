@@ -12,6 +12,7 @@
  * before its bytes reach the sink.
  */
 #include "deliver/vault.h"
+#include "lib/bytes.h"
 #include "lib/xalloc.h"
 
 #include <errno.h>
@@ -27,19 +28,6 @@
 /* High bit of a chunk's length word marks the part's last chunk. */
 #define CHUNK_LAST_BIT 0x80000000u
 #define CHUNK_MAX_CIPHER (VAULT_CHUNK_BYTES + SS_ABYTES)
-
-static void put_u32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)(v >> 24);
-    p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8);
-    p[3] = (unsigned char)v;
-}
-
-static uint32_t get_u32(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 void vault_key_new(unsigned char *key)
 {

@@ -91,6 +91,7 @@
 
 #include "lib/buf.h"
 #include "lib/log.h"
+#include "lib/bytes.h"
 #include "lib/xalloc.h"
 
 enum mime_rec_type {
@@ -160,19 +161,6 @@ struct pipe_sink {
     struct buf rec; /* the record being built */
     struct buf out; /* whole records not yet written (at most MIME_CHUNK) */
 };
-
-static void put_u32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)(v >> 24);
-    p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8);
-    p[3] = (unsigned char)v;
-}
-
-static uint32_t get_u32(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 /* Starts a record in ps->rec (length filled in by rec_send). */
 static void rec_start(struct pipe_sink *ps, enum mime_rec_type type)
