@@ -33,6 +33,7 @@
 #include "lib/db.h"
 #include "lib/fsutil.h"
 #include "lib/log.h"
+#include "lib/utf8.h"
 #include "lib/xalloc.h"
 #include "mime/mime.h"
 
@@ -511,9 +512,18 @@ static const char *kind_name(enum mime_part_kind k)
     }
 }
 
+/* A JSON string of s, or null. JSON text must be UTF-8: bytes that are
+ * not (an envelope given to `sealpost deliver`, say) become U+FFFD. */
 static json_t *jstr(const char *s)
 {
-    return s ? json_string(s) : json_null();
+    if (s == NULL)
+        return json_null();
+    if (utf8_valid(s, strlen(s)))
+        return json_string(s);
+    char *fixed = utf8_repair(s);
+    json_t *j = json_string(fixed);
+    free(fixed);
+    return j;
 }
 
 /* The metadata record of one item (docs/FORMATS.md "Metadata record"). */

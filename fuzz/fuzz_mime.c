@@ -27,6 +27,7 @@
 
 #include "lib/log.h"
 #include "mime/mime.h"
+#include "lib/utf8.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -58,7 +59,7 @@ static void check_utf8(const char *s, const char *what, int names)
     size_t n = strlen(s);
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        size_t k = mime_utf8_decode((const unsigned char *)s + i, n - i, &cp);
+        size_t k = utf8_decode((const unsigned char *)s + i, n - i, &cp);
         CHECK(k > 0, "%s: invalid UTF-8 at byte %zu", what, i);
         CHECK(!names || !((cp >= 0x80 && cp <= 0x9f) || cp == 0x061c || cp == 0x200e ||
                           cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) ||

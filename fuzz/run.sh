@@ -46,7 +46,7 @@ run_one() {
     printf '%-10s rc=%d execs=%s exec/s=%s cov=%s ft=%s corpus=%s seconds=%s\n' \
         "$name" "$rc" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "$units" "$secs"
     if [ "$rc" -ne 0 ]; then
-        grep -E 'ERROR|SUMMARY|contract|Test unit written' "$log" | head -20 | sed 's/^/    /'
+        grep -aE 'ERROR|SUMMARY|contract|Test unit written|panic|fatal|^fuzz_[a-z]+:|in [a-z_]+ \S+\.c:' "$log" | head -30 | sed 's/^/    /'
         return 1
     fi
     return 0

@@ -122,10 +122,6 @@ void mime_nameset_free(struct mime_nameset *s);
 /*
  * Helpers shared by the files of mime/ (not for other parts).
  */
-/* Decodes one UTF-8 sequence at p[0..n): returns its length (1-4) and sets
- * *cp, or 0 when the bytes are not valid UTF-8 (overlong, surrogate, above
- * U+10FFFF, truncated). */
-size_t mime_utf8_decode(const unsigned char *p, size_t n, uint32_t *cp);
 /* Cleans a decoded header value for display into out (NUL terminated, at
  * most outmax bytes of text, cut on a character boundary): invalid UTF-8
  * becomes U+FFFD, control characters become a space, runs of white space

@@ -13,6 +13,7 @@
  * pass unchanged byte for byte; Unicode normalisation is not touched.
  */
 #include "mime/mime.h"
+#include "lib/utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,7 +110,7 @@ int mime_filename_clean(const char *in, size_t inlen, char *out, size_t outsz)
         uint32_t cp;
         if (p[i] == '\0')
             break; /* a NUL ends the name: what follows is never shown */
-        size_t n = mime_utf8_decode(p + i, inlen - i, &cp);
+        size_t n = utf8_decode(p + i, inlen - i, &cp);
         if (n == 0) {
             i++; /* invalid UTF-8 is dropped */
             continue;

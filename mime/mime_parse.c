@@ -46,6 +46,7 @@
  * windows-1252).
  */
 #include "mime/mime.h"
+#include "lib/utf8.h"
 
 #include <gmime/gmime.h>
 #include <string.h>
@@ -158,7 +159,7 @@ static void emit_utf8(struct parse_ctx *c, const char *p, size_t n, int final)
         if (i >= len)
             break;
         uint32_t cp;
-        size_t k = mime_utf8_decode(s + i, len - i, &cp);
+        size_t k = utf8_decode(s + i, len - i, &cp);
         if (k > 0) {
             i += k;
             continue;

@@ -1,7 +1,6 @@
 /*
- * mime_text — small text helpers shared by the files of mime/: strict UTF-8
- * decoding, cleaning of decoded header values for display, and the names of
- * the MIME_F_* flags.
+ * mime_text — small text helpers shared by the files of mime/: cleaning of decoded header values
+ * for display, and the names of the MIME_F_* flags.
  *
  * Data flow: mime_parse uses these on what GMime decoded from a hostile
  * message; mime_child uses them again in the parent on what the child sent,
@@ -14,45 +13,7 @@
 #include <string.h>
 
 #include "lib/buf.h"
-
-size_t mime_utf8_decode(const unsigned char *p, size_t n, uint32_t *cp)
-{
-    if (n == 0)
-        return 0;
-    unsigned char c = p[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    size_t len;
-    uint32_t v, min;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-        v = c & 0x1f;
-        min = 0x80;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        v = c & 0x0f;
-        min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        v = c & 0x07;
-        min = 0x10000;
-    } else {
-        return 0; /* continuation byte, C0/C1 overlong lead, F5..FF */
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        v = (v << 6) | (p[i] & 0x3f);
-    }
-    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-        return 0;
-    *cp = v;
-    return len;
-}
+#include "lib/utf8.h"
 
 /* Characters never shown as such in a header value: controls and the
  * bidirectional overrides/isolates that can disguise text (U+202E). */
@@ -74,7 +35,7 @@ uint32_t mime_text_clean(const char *in, size_t inlen, size_t outmax, struct buf
     for (size_t i = 0; i < inlen;) {
         uint32_t cp;
         const unsigned char *seq = p + i;
-        size_t len = mime_utf8_decode(p + i, inlen - i, &cp);
+        size_t len = utf8_decode(p + i, inlen - i, &cp);
         if (len == 0) { /* skip one byte, show U+FFFD */
             flags |= MIME_F_BAD_CHARSET;
             i++;

@@ -10,6 +10,7 @@
  */
 #include "smtpd/smtpd_int.h"
 
+#include "lib/utf8.h"
 #include "lib/xalloc.h"
 
 #include <ctype.h>
@@ -179,7 +180,8 @@ enum sp_status smtpd_path_parse(const char *arg, const char *keyword, bool null_
         }
         return SP_BAD_ADDRESS;
     }
-    if (!local_valid(a, (size_t)(at - a)) || !domain_valid(at + 1, n - (size_t)(at - a) - 1))
+    if (!local_valid(a, (size_t)(at - a)) || !domain_valid(at + 1, n - (size_t)(at - a) - 1) ||
+        !utf8_valid(a, n))
         return SP_BAD_ADDRESS;
     *mailbox = xstrndup(a, n);
     return SP_OK;
@@ -195,5 +197,7 @@ bool smtpd_helo_valid(const char *arg)
         if (c <= 0x20 || c == 0x7f)
             return false;
     }
-    return true;
+    /* 8-bit only as UTF-8 (U-labels, RFC 6531 3.7.1): it reaches the
+     * Received: header and the metadata record, which must be UTF-8. */
+    return utf8_valid(arg, n);
 }

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "mime/mime.h"
+#include "lib/utf8.h"
 
 struct clean_case {
     const char *what;
@@ -133,7 +134,7 @@ static int valid_utf8(const char *s)
     size_t n = strlen(s);
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        size_t k = mime_utf8_decode((const unsigned char *)s + i, n - i, &cp);
+        size_t k = utf8_decode((const unsigned char *)s + i, n - i, &cp);
         if (k == 0)
             return 0;
         i += k;

@@ -144,6 +144,15 @@ static const struct path_case path_cases[] = {
     {"TO:<a@-bad.example>", "TO:", 0, SP_BAD_ADDRESS, NULL, NULL},
     {"TO:<a@bad-.example>", "TO:", 0, SP_BAD_ADDRESS, NULL, NULL},
     {"TO:<a@good-name.example>", "TO:", 0, SP_OK, "a@good-name.example", ""},
+    /* SMTPUTF8 paths: UTF-8 passes the syntax check, other 8-bit bytes do not. */
+    {"TO:<j\xc3\xbcrgen@b\xc3\xbc"
+     "cher.example>",
+     "TO:", 0, SP_OK,
+     "j\xc3\xbcrgen@b\xc3\xbc"
+     "cher.example",
+     ""},
+    {"FROM:<j\x85rgen@example.org>", "FROM:", 1, SP_BAD_ADDRESS, NULL, NULL},
+    {"TO:<a@b\xc3.example>", "TO:", 0, SP_BAD_ADDRESS, NULL, NULL},
     /* 65-character local part: over RFC 5321's 64. */
     {"TO:<aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa@example.org>", "TO:", 0,
      SP_BAD_ADDRESS, NULL, NULL},
@@ -181,6 +190,11 @@ static void test_helo(void **state)
     assert_true(smtpd_helo_valid("[192.0.2.1]"));
     assert_false(smtpd_helo_valid(""));
     assert_false(smtpd_helo_valid("bad name with spaces"));
+    /* U-labels (RFC 6531) are UTF-8; any other 8-bit byte is refused
+     * (fuzz finding: it reached the metadata record, which must be UTF-8). */
+    assert_true(smtpd_helo_valid("m\xc3\xbcller.example"));
+    assert_false(smtpd_helo_valid("clien\x85t.example"));
+    assert_false(smtpd_helo_valid("overlong\xc0\xaf.example"));
 }
 
 int main(void)
