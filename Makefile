@@ -90,12 +90,12 @@ $(BUILD)/plugins/%.so: sendlink/plugins/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -fPIC -shared -o $@ $<
 
-$(BUILD)/fuzz-replay/%: fuzz/%.c fuzz/replay_main.c fuzz/fuzz_net.h $(BUILD)/libsealpost.a
+$(BUILD)/fuzz-replay/%: fuzz/%.c fuzz/replay_main.c $(wildcard fuzz/*.h) $(BUILD)/libsealpost.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< fuzz/replay_main.c $(BUILD)/libsealpost.a $(LIBS)
 
 # libFuzzer binaries: only in the fuzz build (CC=clang, see fuzz-build).
-$(BUILD)/fuzz/%: fuzz/%.c fuzz/fuzz_net.h $(BUILD)/libsealpost.a
+$(BUILD)/fuzz/%: fuzz/%.c $(wildcard fuzz/*.h) $(BUILD)/libsealpost.a
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libsealpost.a $(LIBS)
 

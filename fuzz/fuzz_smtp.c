@@ -12,15 +12,12 @@
  * get past "unknown user". The harness waits for the banner first.
  *
  * Checked, besides "no crash, no sanitizer report" in every thread:
- *   - every reply line is "DDD" or "DDD SP text" / "DDD-text", ends in CRLF,
- *     is at most 512 bytes, and is printable ASCII;
- *   - a multi-line reply keeps one code; the first digit is 2..5;
- *   - an enhanced status code (RFC 3463) has the class of the reply;
- *   - the first reply is the 220 banner (or a 421/554 refusal);
+ *   - the replies are well formed (fuzz_smtp_reply.h);
  *   - the server answers (or closes) within FUZZ_NET_WAIT_MS, and keeps
  *     accepting connections (the next run connects).
  */
 #include "fuzz/fuzz_net.h"
+#include "fuzz/fuzz_smtp_reply.h"
 
 #include <signal.h>
 #include <sodium.h>
@@ -33,8 +30,6 @@
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define SMTP_LINE_MAX 512 /* RFC 5321 4.5.3.1.5, with CRLF */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -65,54 +60,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static void fail(const char *why, const char *r, size_t at)
-{
-    fprintf(stderr, "fuzz_smtp: %s at reply byte %zu: \"%.200s\"\n", why, at, r + at);
-    abort();
-}
-
-static void check_replies(const char *r, size_t n)
-{
-    size_t i = 0;
-    int first = 1;
-    char multi[4] = "";
-    while (i < n) {
-        const char *nl = memchr(r + i, '\n', n - i);
-        if (nl == NULL)
-            fail("reply without line end", r, i);
-        size_t len = (size_t)(nl - (r + i)) + 1;
-        if (len < 5 || r[i + len - 2] != '\r')
-            fail("reply line too short or without CRLF", r, i);
-        if (len > SMTP_LINE_MAX)
-            fail("reply line longer than 512 bytes", r, i);
-        const char *l = r + i;
-        if (l[0] < '2' || l[0] > '5' || l[1] < '0' || l[1] > '5' || l[2] < '0' || l[2] > '9')
-            fail("bad reply code", r, i);
-        if (len > 5 && l[3] != ' ' && l[3] != '-')
-            fail("no SP or '-' after the code", r, i);
-        for (size_t k = 0; k < len - 2; k++)
-            if ((unsigned char)l[k] < 0x20 || (unsigned char)l[k] > 0x7e)
-                fail("control or 8-bit byte in a reply", r, i + k);
-        if (multi[0] && memcmp(multi, l, 3) != 0)
-            fail("code changes inside a multi-line reply", r, i);
-        if (first &&
-            !(memcmp(l, "220", 3) == 0 || memcmp(l, "421", 3) == 0 || memcmp(l, "554", 3) == 0))
-            fail("first reply is not a banner", r, i);
-        /* Enhanced status code: "D.D{1,3}.D{1,3} " right after the code. */
-        if (len > 9 && (l[4] == '2' || l[4] == '4' || l[4] == '5') && l[5] == '.' && l[6] >= '0' &&
-            l[6] <= '9' && l[4] != l[0] && !(l[0] == '3'))
-            fail("enhanced status class differs from the reply code", r, i);
-        if (len > 5 && l[3] == '-') {
-            memcpy(multi, l, 3);
-            multi[3] = '\0';
-        } else {
-            multi[0] = '\0';
-            first = 0;
-        }
-        i += len;
-    }
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -130,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 FUZZ_NET_WAIT_MS, r);
         abort();
     }
-    check_replies(r, rlen);
+    fuzz_smtp_check_replies(r, rlen);
     free(r);
     free(in);
     return 0;

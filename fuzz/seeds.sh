@@ -4,6 +4,7 @@
 #   $1/mime    tests/data/mime/*.eml, tests/data/messages/*.eml
 #   $1/vault   tamper-mode recipes and raw containers (fuzz/vault_seeds.py)
 #   $1/smtp    SMTP transcripts, test messages sent through DATA
+#   $1/session the same transcripts (fuzz_session reads fuzz_smtp's layout)
 #   $1/http    secure-send API and page requests (fuzz/net_seeds.py)
 # and adds the kept regression inputs (tests/data/fuzz-regressions/NAME/).
 # Usage: fuzz/seeds.sh OUTDIR
@@ -44,3 +45,5 @@ for d in tests/data/fuzz-regressions/*/; do
     mkdir -p "$out/$name"
     cp "$d"* "$out/$name/" 2>/dev/null || true
 done
+mkdir -p "$out/session"
+cp "$out"/smtp/* "$out/session/"

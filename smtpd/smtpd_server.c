@@ -201,13 +201,6 @@ static void ip_put(struct smtpd_server *s, struct smtpd_ipcount *c)
 
 /* ---- session I/O ---- */
 
-bool smtpd_session_readable(const struct smtpd_session *s)
-{
-    if (s->closing || s->job || s->state == SS_DELIVERING || s->state == SS_TLS_HANDSHAKE)
-        return false;
-    return s->out.len < SMTPD_OUT_HIGH;
-}
-
 void smtpd_io_update(struct smtpd_session *s)
 {
     uint32_t ev = 0;

@@ -101,6 +101,13 @@ void smtpd_session_close(struct smtpd_session *s, enum sp_status why)
     enter_state(s, SS_CLOSING);
 }
 
+bool smtpd_session_readable(const struct smtpd_session *s)
+{
+    if (s->closing || s->job || s->state == SS_DELIVERING || s->state == SS_TLS_HANDSHAKE)
+        return false;
+    return s->out.len < SMTPD_OUT_HIGH;
+}
+
 void smtpd_session_begin(struct smtpd_session *s)
 {
     if (s->cfg->greet_pause > 0) {
