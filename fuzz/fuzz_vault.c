@@ -147,14 +147,17 @@ static int tamper_mode(const uint8_t *d, size_t n)
         unsigned seed = take(&cur);
         pidx[p] = p == 0 ? (take(&cur) & 1) : pidx[p - 1] + 1 + (take(&cur) & 1);
         plain[p] = malloc(len ? len : 1);
-        for (size_t k = 0; k < len; k++)
-            plain[p][k] = (unsigned char)(seed + k * 31 + (k >> 8));
+        /* Content from the seed (libsodium's deterministic stream: fast,
+         * and outside the instrumented code). */
+        unsigned char pseed[randombytes_SEEDBYTES] = {(unsigned char)seed, (unsigned char)p};
+        randombytes_buf_deterministic(plain[p], len, pseed);
         plen[p] = len;
         /* Writes in pieces whose sizes the input picks. */
         if (vault_part_begin(w, pidx[p]) != 0)
             abort();
         for (size_t off = 0; off < len;) {
-            size_t piece = 1 + ((size_t)take(&cur) << 9);
+            /* Once the input is used up, the rest goes in one write. */
+            size_t piece = cur.i < cur.n ? 1 + ((size_t)take(&cur) << 9) : len - off;
             if (piece > len - off)
                 piece = len - off;
             if (vault_part_write(w, plain[p] + off, piece) != 0)
