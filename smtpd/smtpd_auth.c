@@ -879,10 +879,13 @@ static int auth_dkim_run(const struct smtpd_auth_request *rq, int fd, struct smt
         if (n == 0)
             break;
         off += n;
-        /* after a refusal (malformed header block) feed nothing more, but
-         * read on so the signatures seen so far are still reported */
-        if (fed && dkim_chunk(dkim, chunk, (size_t)n) != DKIM_STAT_OK)
+        /* NOSIG (no signature in the header) or a refusal (malformed
+         * header block): the body need not be read; dkim_eom still reports
+         * the signatures seen so far. */
+        if (dkim_chunk(dkim, chunk, (size_t)n) != DKIM_STAT_OK) {
             fed = false;
+            break;
+        }
     }
     free(chunk);
     if (ret < 0) {
