@@ -52,7 +52,8 @@ static const char SQL_ITEM_INSERT[] = "INSERT INTO items (" ITEM_COLS ") VALUES 
 static const char SQL_ITEM_GET[] = "SELECT " ITEM_COLS " FROM items WHERE user_id = ? AND id = ?";
 static const char SQL_ITEM_OF_USER[] = "SELECT " ITEM_COLS " FROM items WHERE user_id = ? "
                                        "ORDER BY received, rowid";
-static const char SQL_ITEM_USAGE[] = "SELECT COALESCE(SUM(size), 0) FROM items WHERE user_id = ?";
+static const char SQL_ITEM_USAGE[] =
+    "SELECT COALESCE((SELECT bytes FROM item_usage WHERE user_id = ?), 0)";
 static const char SQL_BLOB_REF[] = "SELECT 1 FROM items WHERE blob = ?";
 
 enum db_rc db_rc_from(struct db *db, int rc, const char *what)

@@ -133,6 +133,20 @@ const char *const db_migrations[] = {
     "  attempts INTEGER NOT NULL DEFAULT 0,"
     "  last_error TEXT);"
     "CREATE INDEX sms_outbox_send ON sms_outbox(send_id, created);",
+    /* 5 -> 6: a user's vault usage, kept by triggers in the transaction
+     * that adds (or removes) an item, so a quota check reads one row
+     * instead of summing every item the user ever received. */
+    "CREATE TABLE item_usage ("
+    "  user_id INTEGER PRIMARY KEY REFERENCES users(id),"
+    "  bytes INTEGER NOT NULL DEFAULT 0);"
+    "INSERT INTO item_usage (user_id, bytes) SELECT user_id, SUM(size) FROM items GROUP BY user_id;"
+    "CREATE TRIGGER items_usage_add AFTER INSERT ON items BEGIN"
+    "  INSERT INTO item_usage (user_id, bytes) VALUES (NEW.user_id, NEW.size)"
+    "  ON CONFLICT(user_id) DO UPDATE SET bytes = bytes + NEW.size;"
+    " END;"
+    "CREATE TRIGGER items_usage_del AFTER DELETE ON items BEGIN"
+    "  UPDATE item_usage SET bytes = bytes - OLD.size WHERE user_id = OLD.user_id;"
+    " END;",
 };
 
 const size_t db_migrations_count = sizeof(db_migrations) / sizeof(db_migrations[0]);

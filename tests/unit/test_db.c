@@ -1,6 +1,7 @@
 /*
  * test_db — the SQLite store on a real database file: schema creation and
- * re-open, users, addresses (retired ones never reused), items and usage.
+ * re-open, users, addresses (retired ones never reused), items and usage,
+ * and the usage counter's migration over a store that already has items.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,7 +10,10 @@
 #include <cmocka.h>
 
 #include "lib/db.h"
+#include "lib/db_internal.h"
 #include "lib/xalloc.h"
+
+#include <sqlite3.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,8 +124,13 @@ static void test_items(void **state)
     make_user(&u, "bob");
     assert_int_equal(db_user_insert(db, &u), DB_OK);
     unsigned char key[80] = {1}, meta[10] = {2};
-    struct db_item it = {.user_id = u.id, .received = 100, .size = 1000, .sealed_key = key,
-                         .sealed_key_len = sizeof(key), .meta = meta, .meta_len = sizeof(meta)};
+    struct db_item it = {.user_id = u.id,
+                         .received = 100,
+                         .size = 1000,
+                         .sealed_key = key,
+                         .sealed_key_len = sizeof(key),
+                         .meta = meta,
+                         .meta_len = sizeof(meta)};
     snprintf(it.id, sizeof(it.id), "item1");
     snprintf(it.blob, sizeof(it.blob), "blob1");
     assert_int_equal(db_begin(db), DB_OK);
@@ -187,12 +196,64 @@ static void test_events(void **state)
     db_close(db);
 }
 
+/* A store made by the previous schema, with items, migrated by db_open:
+ * the usage counter starts at the sum of what is there, and later inserts
+ * add to it. */
+static void test_usage_migration(void **state)
+{
+    (void)state;
+    char *old = xasprintf("%s/old.db", dir);
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(old, &h), SQLITE_OK);
+    for (size_t v = 0; v + 1 < db_migrations_count; v++)
+        assert_int_equal(sqlite3_exec(h, db_migrations[v], NULL, NULL, NULL), SQLITE_OK);
+    char *pragma = xasprintf("PRAGMA user_version = %zu", db_migrations_count - 1);
+    assert_int_equal(sqlite3_exec(h, pragma, NULL, NULL, NULL), SQLITE_OK);
+    free(pragma);
+    assert_int_equal(
+        sqlite3_exec(h,
+                     "INSERT INTO users (id, name, email, public_key, sk_password, sk_recovery, "
+                     "plan, created) VALUES (7, 'old', 'o@example.org', x'00', x'00', x'00', "
+                     "'default', 1);"
+                     "INSERT INTO items VALUES ('i1', 7, 1, 300, 'b1', x'00', x'00');"
+                     "INSERT INTO items VALUES ('i2', 7, 2, 45, 'b2', x'00', x'00');",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(h);
+
+    struct db *db;
+    assert_int_equal(db_open(old, &db), DB_OK);
+    assert_int_equal(db_schema_version(db), (int)db_migrations_count);
+    int64_t used = 0;
+    assert_int_equal(db_item_usage(db, 7, &used), DB_OK);
+    assert_int_equal(used, 345);
+    unsigned char key[8] = {1}, meta[4] = {2};
+    struct db_item it = {.user_id = 7,
+                         .received = 3,
+                         .size = 5,
+                         .sealed_key = key,
+                         .sealed_key_len = sizeof(key),
+                         .meta = meta,
+                         .meta_len = sizeof(meta)};
+    snprintf(it.id, sizeof(it.id), "i3");
+    snprintf(it.blob, sizeof(it.blob), "b3");
+    assert_int_equal(db_begin(db), DB_OK);
+    assert_int_equal(db_item_insert(db, &it), DB_OK);
+    assert_int_equal(db_commit(db), DB_OK);
+    assert_int_equal(db_item_usage(db, 7, &used), DB_OK);
+    assert_int_equal(used, 350);
+    /* A user without items uses nothing. */
+    assert_int_equal(db_item_usage(db, 8, &used), DB_OK);
+    assert_int_equal(used, 0);
+    db_close(db);
+    free(old);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_open_and_reopen),
-        cmocka_unit_test(test_users_and_addresses),
-        cmocka_unit_test(test_items),
+        cmocka_unit_test(test_open_and_reopen), cmocka_unit_test(test_users_and_addresses),
+        cmocka_unit_test(test_items),           cmocka_unit_test(test_usage_migration),
         cmocka_unit_test(test_events),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
