@@ -8,6 +8,7 @@
 # Exit status: non-zero if any harness found something.
 #   FUZZ_JOBS=N   run N harnesses at once (default 1)
 #   FUZZ_ONLY=re  only the harnesses whose name matches
+#   FUZZ_RUNS=N   stop each harness after N executions (or SECONDS, first)
 #   FUZZ_ARGS=…   extra libFuzzer flags
 #   FUZZ_CORPUS=d the working corpora (default $BUILD/corpus)
 set -u
@@ -34,7 +35,8 @@ run_one() {
     # -timeout: one input taking longer is a finding (a hang); -rss_limit_mb
     # bounds memory like the parser child's limit does.
     "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2560 -print_final_stats=1 \
-        -artifact_prefix="$BUILD/artifacts/$name-" $dict $opts ${FUZZ_ARGS:-} \
+        -artifact_prefix="$BUILD/artifacts/$name-" ${FUZZ_RUNS:+-runs=$FUZZ_RUNS} \
+        $dict $opts ${FUZZ_ARGS:-} \
         "$corpus" "$seeds/$name" </dev/null >"$log" 2>&1
     local rc=$?
     local execs rate cov ft units
