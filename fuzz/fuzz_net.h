@@ -240,7 +240,7 @@ static char *fuzz_expand(const uint8_t *d, size_t n, size_t *outlen)
     return o;
 }
 
-static int fuzz_connect(int port)
+__attribute__((unused)) static int fuzz_connect(int port)
 {
     int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -294,8 +294,9 @@ static size_t fuzz_count_finals(const char *r, size_t got, size_t *scanned)
  * short: the caller checks liveness another way). Returns 0, or -1
  * when the server went silent for FUZZ_NET_WAIT_MS without closing.
  */
-static int fuzz_exchange(int s, const char *p, size_t n, uint32_t seed, size_t max_piece,
-                         int wait_first, unsigned idle_ms, char **r, size_t *rlen)
+__attribute__((unused)) static int fuzz_exchange(int s, const char *p, size_t n, uint32_t seed,
+                                                 size_t max_piece, int wait_first, unsigned idle_ms,
+                                                 char **r, size_t *rlen)
 {
     size_t cap = 4096, got = 0, sent = 0, scanned = 0, finals = 0, lines = 0;
     size_t need = wait_first ? 1 : 0;

@@ -29,6 +29,14 @@ struct sendlink;
 struct sendlink *sendlink_open(struct config *cfg, char **err);
 /* Starts the HTTP threads and the sweeper; -1 and *err on failure. */
 int sendlink_start(struct sendlink *sl, char **err);
+/* For harnesses (fuzz/fuzz_http.c): the same service with no threads and
+ * no listening socket. The caller hands it connected sockets
+ * (sendlink_drive_add, peer shown as 127.0.0.1) and runs it
+ * (sendlink_drive_run: one non-blocking round of libmicrohttpd); no sweeper. */
+int sendlink_start_driven(struct sendlink *sl, char **err);
+int sendlink_drive_add(struct sendlink *sl, int fd);
+void sendlink_drive_run(struct sendlink *sl);
+unsigned sendlink_drive_connections(struct sendlink *sl);
 /* New config for new requests (requests in flight keep theirs). */
 void sendlink_reload(struct sendlink *sl, struct config *cfg);
 /* Stops accepting, lets requests in flight finish for a while, stops. */

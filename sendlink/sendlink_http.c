@@ -31,6 +31,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <netdb.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -47,6 +48,8 @@
 #define HTTP_LISTEN_MAX 300
 /* How long stop waits at most for requests in flight (serve's drain may be longer). */
 #define HTTP_STOP_WAIT_MAX 10
+/* The port a driven connection's peer is shown with (any; only logs see it). */
+#define HTTP_DRIVEN_PEER_PORT 40000
 /* Store connections are per thread; their destructor closes them. */
 
 struct rate_slot {
@@ -631,15 +634,29 @@ struct sendlink *sendlink_open(struct config *cfg, char **err)
     return sl;
 }
 
+/* libmicrohttpd with our handler and limits; listen_fd < 0: no listening
+ * socket (connections come from sendlink_drive_add). */
+static struct MHD_Daemon *mhd_start(struct sendlink *sl, unsigned flags, int listen_fd)
+{
+    struct config *cfg = sl->cfg;
+    if (listen_fd < 0)
+        return MHD_start_daemon(flags | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                                handler, sl, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, sl,
+                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections,
+                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_timeout,
+                                MHD_OPTION_NOTIFY_COMPLETED, completed, sl, MHD_OPTION_END);
+    return MHD_start_daemon(flags | MHD_USE_ERROR_LOG, 0, NULL, NULL, handler, sl,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, sl, MHD_OPTION_LISTEN_SOCKET,
+                            listen_fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_timeout,
+                            MHD_OPTION_NOTIFY_COMPLETED, completed, sl, MHD_OPTION_END);
+}
+
 int sendlink_start(struct sendlink *sl, char **err)
 {
     struct config *cfg = sl->cfg;
-    sl->mhd = MHD_start_daemon(
-        MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL, handler, sl,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, sl, MHD_OPTION_LISTEN_SOCKET, sl->listen_fd,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)cfg->http_max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)cfg->http_timeout, MHD_OPTION_NOTIFY_COMPLETED, completed, sl, MHD_OPTION_END);
+    sl->mhd = mhd_start(sl, MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC, sl->listen_fd);
     if (sl->mhd == NULL) {
         *err = xstrdup("cannot start the HTTP service (libmicrohttpd)");
         return -1;
@@ -653,6 +670,37 @@ int sendlink_start(struct sendlink *sl, char **err)
     sl->sweeper_running = 1;
     msg_info("-: http: listening on %s, threads=%u", scrub(cfg->http_listen), cfg->http_threads);
     return 0;
+}
+
+int sendlink_start_driven(struct sendlink *sl, char **err)
+{
+    sl->mhd = mhd_start(sl, 0, -1);
+    if (sl->mhd == NULL) {
+        *err = xstrdup("cannot start the HTTP service (libmicrohttpd)");
+        return -1;
+    }
+    return 0;
+}
+
+int sendlink_drive_add(struct sendlink *sl, int fd)
+{
+    struct sockaddr_in peer = {.sin_family = AF_INET, .sin_port = htons(HTTP_DRIVEN_PEER_PORT)};
+    peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return MHD_add_connection(sl->mhd, fd, (const struct sockaddr *)&peer, sizeof(peer)) == MHD_YES
+               ? 0
+               : -1;
+}
+
+void sendlink_drive_run(struct sendlink *sl)
+{
+    (void)MHD_run(sl->mhd);
+}
+
+unsigned sendlink_drive_connections(struct sendlink *sl)
+{
+    const union MHD_DaemonInfo *di =
+        MHD_get_daemon_info(sl->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return di ? di->num_connections : 0;
 }
 
 void sendlink_reload(struct sendlink *sl, struct config *cfg)
