@@ -53,6 +53,7 @@
 #include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "lib/buf.h"
@@ -858,13 +859,18 @@ static GMimeStream *file_stream(int fd)
         return NULL;
     /* Explicit bounds: GMime would otherwise start at the descriptor's
      * current offset, which the caller leaves wherever it likes (and which
-     * a forked child shares with its parent, so we never lseek). */
-    GMimeStream *s =
-        g_mime_stream_mmap_new_with_bounds(fd, PROT_READ, MAP_PRIVATE, 0, (gint64)st.st_size);
-    if (s != NULL) {
-        g_mime_stream_mmap_set_owner((GMimeStreamMmap *)s, FALSE);
-        return s;
-    }
+     * a forked child shares with its parent, so we never lseek).
+     * The map stream owns a duplicate of fd: GMime unmaps only what it
+     * owns, so a stream that did not own its map left one mapping of every
+     * message behind in a pooled child (pinning the memfd's pages). */
+    int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    GMimeStream *s = own < 0 ? NULL
+                             : g_mime_stream_mmap_new_with_bounds(own, PROT_READ, MAP_PRIVATE, 0,
+                                                                  (gint64)st.st_size);
+    if (s != NULL)
+        return s; /* owner: munmap and close(own) when the stream goes */
+    if (own >= 0)
+        close(own);
     s = g_mime_stream_fs_new_with_bounds(fd, 0, (gint64)st.st_size);
     g_mime_stream_fs_set_owner((GMimeStreamFs *)s, FALSE);
     return s;
