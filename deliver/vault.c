@@ -97,62 +97,83 @@ static int w_write(struct vault_writer *w, const void *p, size_t n)
 }
 
 /*
- * The locked buffers of finished writers (key, plaintext chunk, stream
- * state), wiped and kept for the next writer: sodium_malloc and
- * sodium_free cost an mmap, several mprotects, an mlock and an munmap each,
- * and every unmap shoots down the TLBs of all the daemon's threads; for a
- * small delivery (two writers per recipient) that was a quarter of its
- * CPU. At most VAULT_WRITER_CACHE sets are kept (bounded locked memory).
+ * The locked buffers of finished writers and part readers (a key, a
+ * plaintext chunk, a stream state), wiped and kept for the next one:
+ * sodium_malloc and sodium_free cost an mmap, several mprotects, an mlock
+ * and an munmap each, and every unmap shoots down the TLBs of all the
+ * daemon's threads; for a small delivery (two writers per recipient) that
+ * was a quarter of its CPU. At most VAULT_LOCKED_CACHE sets are kept
+ * (bounded locked memory).
  */
-#define VAULT_WRITER_CACHE 32
-struct writer_bufs {
+#define VAULT_LOCKED_CACHE 32
+struct locked_bufs {
     unsigned char *key;
     unsigned char *plain;
     crypto_secretstream_xchacha20poly1305_state *st;
 };
-static pthread_mutex_t wcache_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct writer_bufs wcache[VAULT_WRITER_CACHE]; /* under wcache_lock */
-static size_t wcache_n;
+_Static_assert(VAULT_KEY_BYTES == crypto_secretstream_xchacha20poly1305_KEYBYTES,
+               "one key buffer size for part keys and stream keys");
+static pthread_mutex_t lcache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct locked_bufs lcache[VAULT_LOCKED_CACHE]; /* under lcache_lock */
+static size_t lcache_n;
+
+/* A set from the cache, or new; 0, or -1 when sodium_malloc failed. */
+static int locked_bufs_get(struct locked_bufs *b)
+{
+    b->key = b->plain = NULL;
+    b->st = NULL;
+    pthread_mutex_lock(&lcache_lock);
+    if (lcache_n > 0)
+        *b = lcache[--lcache_n];
+    pthread_mutex_unlock(&lcache_lock);
+    if (b->key == NULL) {
+        b->key = sodium_malloc(VAULT_KEY_BYTES);
+        b->plain = sodium_malloc(VAULT_CHUNK_BYTES);
+        b->st = sodium_malloc(sizeof(*b->st));
+    }
+    return b->key && b->plain && b->st ? 0 : -1;
+}
+
+/* Wipes a set and keeps or frees it. */
+static void locked_bufs_put(struct locked_bufs *b)
+{
+    if (b->key && b->plain && b->st) {
+        sodium_memzero(b->key, VAULT_KEY_BYTES);
+        sodium_memzero(b->plain, VAULT_CHUNK_BYTES);
+        sodium_memzero(b->st, sizeof(*b->st));
+        pthread_mutex_lock(&lcache_lock);
+        int kept = lcache_n < VAULT_LOCKED_CACHE;
+        if (kept)
+            lcache[lcache_n++] = *b;
+        pthread_mutex_unlock(&lcache_lock);
+        if (kept) {
+            b->key = b->plain = NULL;
+            b->st = NULL;
+            return;
+        }
+    }
+    sodium_free(b->key); /* sodium_free wipes too, and takes NULL */
+    sodium_free(b->plain);
+    sodium_free(b->st);
+    b->key = b->plain = NULL;
+    b->st = NULL;
+}
 
 static void writer_bufs_get(struct vault_writer *w)
 {
-    struct writer_bufs b = {NULL, NULL, NULL};
-    pthread_mutex_lock(&wcache_lock);
-    if (wcache_n > 0)
-        b = wcache[--wcache_n];
-    pthread_mutex_unlock(&wcache_lock);
-    if (b.key == NULL) {
-        b.key = sodium_malloc(VAULT_KEY_BYTES);
-        b.plain = sodium_malloc(VAULT_CHUNK_BYTES);
-        b.st = sodium_malloc(sizeof(*b.st));
-    }
+    struct locked_bufs b;
+    (void)locked_bufs_get(&b); /* the writer checks its buffers */
     w->key = b.key;
     w->plain = b.plain;
     w->st = b.st;
 }
 
-/* Wipes the writer's locked buffers and keeps or frees them. */
 static void writer_bufs_put(struct vault_writer *w)
 {
-    struct writer_bufs b = {w->key, w->plain, w->st};
+    struct locked_bufs b = {w->key, w->plain, w->st};
+    locked_bufs_put(&b);
     w->key = w->plain = NULL;
     w->st = NULL;
-    if (b.key && b.plain && b.st) {
-        sodium_memzero(b.key, VAULT_KEY_BYTES);
-        sodium_memzero(b.plain, VAULT_CHUNK_BYTES);
-        sodium_memzero(b.st, sizeof(*b.st));
-        pthread_mutex_lock(&wcache_lock);
-        if (wcache_n < VAULT_WRITER_CACHE) {
-            wcache[wcache_n++] = b;
-            b.key = NULL;
-        }
-        pthread_mutex_unlock(&wcache_lock);
-        if (b.key == NULL)
-            return;
-    }
-    sodium_free(b.key); /* sodium_free wipes too, and takes NULL */
-    sodium_free(b.plain);
-    sodium_free(b.st);
 }
 
 struct vault_writer *vault_writer_new(FILE *f, const char *id, const unsigned char *key)
@@ -342,14 +363,14 @@ static enum vault_rc pull_part(FILE *f, const unsigned char *ad, const unsigned 
     enum vault_rc rc = read_exact(f, ss_header, SS_HEADER);
     if (rc != VAULT_OK)
         return rc;
-    unsigned char *subkey = sodium_malloc(crypto_secretstream_xchacha20poly1305_KEYBYTES);
-    crypto_secretstream_xchacha20poly1305_state *st = sodium_malloc(sizeof(*st));
-    unsigned char *plain = sodium_malloc(VAULT_CHUNK_BYTES);
+    struct locked_bufs lb;
     unsigned char *cipher = xmalloc(CHUNK_MAX_CIPHER);
-    if (subkey == NULL || st == NULL || plain == NULL) {
+    if (locked_bufs_get(&lb) != 0) {
         rc = VAULT_IO;
         goto out;
     }
+    unsigned char *subkey = lb.key, *plain = lb.plain;
+    crypto_secretstream_xchacha20poly1305_state *st = lb.st;
     part_key(subkey, key, index);
     if (crypto_secretstream_xchacha20poly1305_init_pull(st, ss_header, subkey) != 0) {
         rc = VAULT_BAD_FORMAT;
@@ -384,12 +405,7 @@ static enum vault_rc pull_part(FILE *f, const unsigned char *ad, const unsigned 
         }
     }
 out:
-    if (plain)
-        sodium_free(plain);
-    if (st)
-        sodium_free(st);
-    if (subkey)
-        sodium_free(subkey);
+    locked_bufs_put(&lb);
     free(cipher);
     return rc;
 }

@@ -36,19 +36,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const char id[VAULT_ID_LEN + 1] = "fuzzfuzzfuzzfuzzfuzz";
 static unsigned char *key;
 
+/* What a read returned. Buffers are allocated once and reused (fresh
+ * large allocations per run made the harness spend its time in page
+ * faults); one read result is looked at at a time. */
 struct out {
     unsigned char *p;
     size_t len;
 };
+static unsigned char *outbuf;                     /* FUZZ_VAULT_READ_MAX bytes */
+static unsigned char *plainbuf[FUZZ_VAULT_PARTS]; /* FUZZ_VAULT_PART_MAX each */
 
 static int sink(void *arg, const void *p, size_t n)
 {
     struct out *o = arg;
     if (n > FUZZ_VAULT_READ_MAX - o->len)
         return -1;
-    o->p = realloc(o->p, o->len + n);
-    if (o->p == NULL)
-        abort();
     memcpy(o->p + o->len, p, n);
     o->len += n;
     return 0;
@@ -57,7 +59,7 @@ static int sink(void *arg, const void *p, size_t n)
 /* Reads part index of c; returns its rc and, on VAULT_OK, the plaintext. */
 static enum vault_rc read_part(const unsigned char *c, size_t clen, uint32_t index, struct out *o)
 {
-    o->p = NULL;
+    o->p = outbuf;
     o->len = 0;
     if (clen == 0)
         return VAULT_BAD_FORMAT;
@@ -98,6 +100,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     for (size_t i = 0; i < VAULT_KEY_BYTES; i++)
         key[i] = (unsigned char)(i * 7 + 1);
+    outbuf = malloc(FUZZ_VAULT_READ_MAX);
+    if (outbuf == NULL)
+        abort();
+    for (size_t p = 0; p < FUZZ_VAULT_PARTS; p++)
+        if ((plainbuf[p] = malloc(FUZZ_VAULT_PART_MAX)) == NULL)
+            abort();
     return 0;
 }
 
@@ -113,7 +121,6 @@ static int raw_mode(const uint8_t *d, size_t n)
             abort();
         }
         check_buf(d, n, i, rc, &o);
-        free(o.p);
     }
     return 0;
 }
@@ -146,7 +153,7 @@ static int tamper_mode(const uint8_t *d, size_t n)
         size_t len = ((size_t)take(&cur) << 8 | take(&cur)) * 4u % (FUZZ_VAULT_PART_MAX + 1);
         unsigned seed = take(&cur);
         pidx[p] = p == 0 ? (take(&cur) & 1) : pidx[p - 1] + 1 + (take(&cur) & 1);
-        plain[p] = malloc(len ? len : 1);
+        plain[p] = plainbuf[p];
         /* Content from the seed (libsodium's deterministic stream: fast,
          * and outside the instrumented code). */
         unsigned char pseed[randombytes_SEEDBYTES] = {(unsigned char)seed, (unsigned char)p};
@@ -181,7 +188,6 @@ static int tamper_mode(const uint8_t *d, size_t n)
                     plen[p]);
             abort();
         }
-        free(o.p);
     }
 
     /* Edits. */
@@ -238,11 +244,8 @@ static int tamper_mode(const uint8_t *d, size_t n)
             }
         }
         check_buf(c, clen, i, rc, &o);
-        free(o.p);
     }
     free(c);
-    for (unsigned p = 0; p < nparts; p++)
-        free(plain[p]);
     return 0;
 }
 
