@@ -24,7 +24,8 @@
  *   - a session freed never has a job in flight; a job is never started
  *     while another one runs; input is only given while the session reads;
  *   - a delivery job: at least one recipient, its memfd holds exactly
- *     `size` bytes, and our Received: header is printable ASCII lines
+ *     `size` bytes with CRLF line ends only (no bare CR or LF gets past the
+ *     DATA reader), and our Received: header is printable ASCII lines
  *     ending in CRLF with no bare CR or LF (no header injection);
  *   - nothing is written after the session closed.
  */
@@ -215,6 +216,22 @@ static void check_received(const char *r)
     }
 }
 
+/* An accepted message holds CRLF line ends only: a bare CR or LF in DATA
+ * refuses the message (RULES.md 2), so none may reach a delivery. */
+static void check_stored(int fd, uint64_t size)
+{
+    char *m = xmalloc(size + 1);
+    if (pread(fd, m, size, 0) != (ssize_t)size)
+        fs_abort("delivery job: cannot read the memfd");
+    for (uint64_t i = 0; i < size; i++) {
+        if (m[i] == '\r' && (i + 1 >= size || m[i + 1] != '\n'))
+            fs_abort("accepted message holds a bare CR");
+        if (m[i] == '\n' && (i == 0 || m[i - 1] != '\r'))
+            fs_abort("accepted message holds a bare LF");
+    }
+    free(m);
+}
+
 /* Plays the worker: answers the job in flight the way the pool can. */
 static void job_finish(struct smtpd_session *s)
 {
@@ -236,6 +253,7 @@ static void job_finish(struct smtpd_session *s)
         if (j->fd < 0 || fstat(j->fd, &st) != 0 || (uint64_t)st.st_size != j->size)
             fs_abort("delivery job: the memfd does not hold `size` bytes");
         check_received(j->received);
+        check_stored(j->fd, j->size);
         if (rnd() % 4 != 0) {
             j->status = SP_OK;
             memcpy(j->queue_id, "FUZZQUEUEID", sizeof("FUZZQUEUEID"));
