@@ -47,17 +47,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    signal(SIGPIPE, SIG_IGN);
-    fuzz_instance_make(NULL);
-    log_open("fuzz_http", getenv("FUZZ_LOG") != NULL, 0);
-    if (sodium_init() < 0)
-        abort();
-    mime_global_init();
-    struct config *cfg = NULL;
-    struct diag d = {0};
+    struct config *cfg = fuzz_net_setup("fuzz_http");
     char *err = NULL;
-    if (config_load(fuzz_inst.conf, &cfg, &d) != 0)
-        abort();
     show = getenv("FUZZ_SHOW") != NULL;
     sl = sendlink_open(cfg, &err);
     if (sl == NULL || sendlink_start_driven(sl, &err) != 0) {

@@ -26,6 +26,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <signal.h>
+#include <sodium.h>
+
+#include "lib/log.h"
+#include "mime/mime.h"
+#include "policy/config.h"
+
 #define FUZZ_NET_REPLY_MAX (1u << 20) /* replies kept per run */
 #define FUZZ_NET_WAIT_MS 5000         /* a server that says nothing this long: a hang */
 #define FUZZ_NET_MARK_MS 250          /* longest wait at a marker for a reply not owed */
@@ -385,6 +392,26 @@ __attribute__((unused)) static int fuzz_exchange(int s, const char *p, size_t n,
     *r = buf;
     *rlen = got;
     return rc;
+}
+
+/* What both network harnesses do first: the instance, logging (FUZZ_LOG),
+ * libsodium, GMime, and the instance's config (problems printed, then abort). */
+__attribute__((unused)) static struct config *fuzz_net_setup(const char *name)
+{
+    signal(SIGPIPE, SIG_IGN);
+    fuzz_instance_make(NULL);
+    log_open(name, getenv("FUZZ_LOG") != NULL, 0);
+    if (sodium_init() < 0)
+        abort();
+    mime_global_init();
+    struct config *cfg = NULL;
+    struct diag d = {0};
+    if (config_load(fuzz_inst.conf, &cfg, &d) != 0) {
+        for (size_t i = 0; i < d.n; i++)
+            fprintf(stderr, "%s\n", d.msgs[i]);
+        abort();
+    }
+    return cfg;
 }
 
 #endif

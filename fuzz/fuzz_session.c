@@ -140,11 +140,7 @@ void smtpd_session_free(struct smtpd_session *s)
     if (s->fd < 0)
         return;
     s->fd = -1;
-    smtpd_session_reset(s);
-    free(s->helo);
-    s->helo = NULL;
-    buf_free(&s->in);
-    buf_free(&s->out);
+    smtpd_session_release(s);
     run.freed = true;
 }
 

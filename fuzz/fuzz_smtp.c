@@ -35,20 +35,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    signal(SIGPIPE, SIG_IGN);
-    fuzz_instance_make(NULL);
-    log_open("fuzz_smtp", getenv("FUZZ_LOG") != NULL, 0);
-    if (sodium_init() < 0)
-        abort();
-    mime_global_init();
-    struct config *cfg = NULL;
-    struct diag d = {0};
+    struct config *cfg = fuzz_net_setup("fuzz_smtp");
     char *err = NULL;
-    if (config_load(fuzz_inst.conf, &cfg, &d) != 0) {
-        for (size_t i = 0; i < d.n; i++)
-            fprintf(stderr, "%s\n", d.msgs[i]);
-        abort();
-    }
     if (smtpd_auth_open() < 0)
         abort();
     struct smtpd_server *srv = smtpd_server_new(cfg, &err);

@@ -34,5 +34,4 @@ void smtpd_server_free(struct smtpd_server *s);
 /* The bound port (useful with port 0). */
 int smtpd_server_port(const struct smtpd_server *s);
 
-
 #endif

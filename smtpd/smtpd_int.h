@@ -183,6 +183,9 @@ void smtpd_session_drain(struct smtpd_session *s);
 bool smtpd_session_readable(const struct smtpd_session *s);
 void smtpd_session_close(struct smtpd_session *s, enum sp_status why);
 void smtpd_session_reset(struct smtpd_session *s);
+/* Frees what the session holds (transaction, HELO name, I/O buffers); the
+ * struct itself stays for the caller. */
+void smtpd_session_release(struct smtpd_session *s);
 
 /* smtpd_data.c: the DATA reader. */
 struct smtpd_data *smtpd_data_new(int fd, uint64_t size_limit, unsigned line_limit);

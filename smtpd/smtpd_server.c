@@ -363,11 +363,7 @@ void smtpd_session_free(struct smtpd_session *s)
     }
     close(s->fd);
     s->fd = -1;
-    smtpd_session_reset(s);
-    free(s->helo);
-    s->helo = NULL;
-    buf_free(&s->in);
-    buf_free(&s->out);
+    smtpd_session_release(s);
     if (s->prev)
         s->prev->next = s->next;
     else

@@ -79,6 +79,15 @@ void smtpd_session_reset(struct smtpd_session *s)
     s->size_hint = 0;
 }
 
+void smtpd_session_release(struct smtpd_session *s)
+{
+    smtpd_session_reset(s);
+    free(s->helo);
+    s->helo = NULL;
+    buf_free(&s->in);
+    buf_free(&s->out);
+}
+
 /* Back to "greeted, no transaction" (or "connected" before any HELO). */
 static void transaction_end(struct smtpd_session *s)
 {
