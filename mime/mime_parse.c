@@ -40,8 +40,9 @@
  * address groups ("From: a:b:c:...;;;") while it parses a header, the
  * top-level one and that of every nested message alike, so the whole file
  * is screened first (mime_prescan below) and any address field that is too
- * long or nests groups is hidden from GMime; what still goes wrong is
- * caught by the child's limits.
+ * long, nests groups or holds many colons is hidden from GMime (a message
+ * with too many such fields is not parsed at all); what still goes wrong
+ * is caught by the child's limits.
  * RFCs: 5322, 2045-2047, 2231, 2183, 6532 (8-bit headers as UTF-8 or
  * windows-1252).
  */
@@ -65,6 +66,12 @@
 /* Group nesting an address header may have before GMime sees it (RFC 5322
  * allows one level: "undisclosed-recipients:;"). */
 #define MIME_PRESCAN_GROUP_DEPTH_MAX 1
+/* Colons an address header may hold at all, quoted or not. GMime's loose
+ * parser does not read quotes as we do (an unclosed '"' still lets it open
+ * groups), and each group costs it a few hundred bytes of stack: this bound
+ * holds its recursion to a few dozen KiB whatever the tokenising. Real
+ * headers stay far below it (display names like "Re: x", IPv6 literals). */
+#define MIME_PRESCAN_COLONS_MAX 128
 
 struct parse_ctx {
     const struct mime_limits *lim;
@@ -752,10 +759,19 @@ static unsigned group_depth(const char *p, size_t n)
     return deepest;
 }
 
+static size_t colon_count(const char *p, size_t n)
+{
+    size_t count = 0;
+    for (const char *end = p + n; (p = memchr(p, ':', (size_t)(end - p))) != NULL; p++)
+        count++;
+    return count;
+}
+
 /*
  * Screens the whole of map[0..size) line by line and returns in *hide the
- * byte ranges of address fields GMime must not parse: too long, or groups
- * nested deeper than one level. Every line that starts like an address
+ * byte ranges of address fields GMime must not parse: too long, groups
+ * nested deeper than one level, or more than MIME_PRESCAN_COLONS_MAX colons
+ * ("From :" with blanks before the colon is From to GMime). Every line that starts like an address
  * field counts, not only those of the top-level header block: GMime parses
  * the header of every nested message/rfc822 part too, with the same
  * recursion, and telling a nested header block from body text would need
@@ -763,7 +779,7 @@ static unsigned group_depth(const char *p, size_t n)
  * like such a field loses nothing: the sealed original keeps every byte,
  * and MIME_F_HEADER_LIMIT says something was hidden. Base64 never contains
  * ':', so encoded attachments are never touched. Returns the number of
- * ranges (at most max), in file order.
+ * ranges, in file order, or max + 1 when there are more than max.
  */
 struct range {
     size_t start, end;
@@ -773,7 +789,7 @@ static size_t mime_prescan(const char *map, size_t size, size_t header_size, str
 {
     size_t nhide = 0;
     size_t i = 0;
-    while (i < size && nhide < max) {
+    while (i < size) {
         size_t start = i;
         /* a field: this line and its continuation lines */
         for (;;) {
@@ -783,9 +799,17 @@ static size_t mime_prescan(const char *map, size_t size, size_t header_size, str
                 break;
         }
         const char *c = memchr(map + start, ':', i - start);
-        if (c != NULL && is_address_header(map + start, (size_t)(c - map) - start)) {
+        /* GMime allows blanks between a field name and its colon
+         * ("From :"), so they are not part of the name here either. */
+        size_t nlen = c != NULL ? (size_t)(c - map) - start : 0;
+        while (nlen > 0 && (map[start + nlen - 1] == ' ' || map[start + nlen - 1] == '\t'))
+            nlen--;
+        if (c != NULL && is_address_header(map + start, nlen)) {
             size_t vlen = i - (size_t)(c + 1 - map);
-            if (vlen > header_size || group_depth(c + 1, vlen) > MIME_PRESCAN_GROUP_DEPTH_MAX) {
+            if (vlen > header_size || colon_count(c + 1, vlen) > MIME_PRESCAN_COLONS_MAX ||
+                group_depth(c + 1, vlen) > MIME_PRESCAN_GROUP_DEPTH_MAX) {
+                if (nhide == max)
+                    return max + 1;
                 hide[nhide].start = start;
                 hide[nhide].end = i;
                 nhide++;
@@ -795,13 +819,13 @@ static size_t mime_prescan(const char *map, size_t size, size_t header_size, str
     return nhide;
 }
 
-/* Hostile fields hidden per message; a message with more is left to the
- * child's limits (parser_failed, the sealed original stays). */
+/* Hostile fields hidden per message; a message with more is not parsed at
+ * all (MIME_F_NOT_MIME | MIME_F_HEADER_LIMIT: only the sealed original). */
 #define MIME_PRESCAN_HIDE_MAX 1024
 
 /* The stream GMime reads: the file itself, or when hostile address fields
  * were found, the file without them (a concatenation of its other byte
- * ranges; nothing is copied). */
+ * ranges; nothing is copied); NULL when there are too many to hide. */
 static GMimeStream *message_stream(struct parse_ctx *c, int fd, GMimeStream *file)
 {
     gint64 len = g_mime_stream_length(file);
@@ -816,6 +840,10 @@ static GMimeStream *message_stream(struct parse_ctx *c, int fd, GMimeStream *fil
         return g_object_ref(file);
     }
     c->flags |= MIME_F_HEADER_LIMIT;
+    if (nhide > MIME_PRESCAN_HIDE_MAX) {
+        free(hide);
+        return NULL;
+    }
     GMimeStream *cat = g_mime_stream_cat_new();
     size_t at = 0;
     for (size_t k = 0; k <= nhide; k++) {
@@ -900,10 +928,12 @@ uint32_t mime_parse_inprocess(int fd, const struct mime_limits *lim, const struc
 
     if (file != NULL) {
         GMimeStream *in = message_stream(&c, fd, file);
-        parser = g_mime_parser_new_with_stream(in);
-        g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
-        msg = g_mime_parser_construct_message(parser, opts);
-        g_object_unref(in);
+        if (in != NULL) {
+            parser = g_mime_parser_new_with_stream(in);
+            g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);
+            msg = g_mime_parser_construct_message(parser, opts);
+            g_object_unref(in);
+        }
     }
     if (msg == NULL ||
         g_mime_header_list_get_count(g_mime_object_get_header_list((GMimeObject *)msg)) == 0)

@@ -200,6 +200,26 @@ def main():
           b"Content-Type: message/rfc822\n\nFrom: " + hostile +
           b"\nSubject: inner\n\ninner body\n--b--\n")
 
+    # GMime allows blanks before a field's colon: "From :" is From too,
+    # and was not screened (fuzz_mime, CI smoke, 2026-11-22)
+    write("hostile-from-space.eml",
+          b"From : " + hostile + b"\nTo: bob@example.net\nSubject: hostile from space\n"
+          b"Date: Tue, 4 Mar 2025 10:00:00 +0100\nMessage-ID: <hostile-space@example.org>\n\n"
+          b"the body survives\n")
+
+    # an unclosed quote: we would read the rest as quoted text, GMime's loose
+    # parser still opens a group per colon; any field with many colons is
+    # hidden, however it is quoted
+    write("hostile-from-quote.eml",
+          b"From: \"" + b"a:" * 2000 + b"\nTo: bob@example.net\nSubject: hostile from quote\n\n"
+          b"the body survives\n")
+
+    # more hostile address fields than the screen hides (1024): the message
+    # is not given to GMime at all; only the sealed original keeps it
+    write("hostile-many-fields.eml",
+          b"".join(b"Cc: g:h:x@example.org;;\n" for _ in range(1100)) +
+          b"From: " + hostile + b"\nSubject: too many\n\nbody\n")
+
     # names that must be cleaned, and duplicates
     def named(params, data):
         return b"--b\n" + attachment(params, b"application/octet-stream", data)
