@@ -771,11 +771,12 @@ static size_t colon_count(const char *p, size_t n)
  * Screens the whole of map[0..size) line by line and returns in *hide the
  * byte ranges of address fields GMime must not parse: too long, groups
  * nested deeper than one level, or more than MIME_PRESCAN_COLONS_MAX colons
- * ("From :" with blanks before the colon is From to GMime). Every line that starts like an address
- * field counts, not only those of the top-level header block: GMime parses
- * the header of every nested message/rfc822 part too, with the same
- * recursion, and telling a nested header block from body text would need
- * the MIME structure we are about to parse. A body line that only looks
+ * ("From :" with blanks before the colon is From to GMime). Every line
+ * that starts like an address field counts, not only those of the
+ * top-level header block: GMime parses the header of every nested
+ * message/rfc822 part too, with the same recursion, and telling a nested
+ * header block from body text would need the MIME structure we are about
+ * to parse. A body line that only looks
  * like such a field loses nothing: the sealed original keeps every byte,
  * and MIME_F_HEADER_LIMIT says something was hidden. Base64 never contains
  * ':', so encoded attachments are never touched. Returns the number of
@@ -826,10 +827,9 @@ static size_t mime_prescan(const char *map, size_t size, size_t header_size, str
 /* The stream GMime reads: the file itself, or when hostile address fields
  * were found, the file without them (a concatenation of its other byte
  * ranges; nothing is copied); NULL when there are too many to hide. */
-static GMimeStream *message_stream(struct parse_ctx *c, int fd, GMimeStream *file)
+static GMimeStream *message_stream(struct parse_ctx *c, GMimeStream *file)
 {
     gint64 len = g_mime_stream_length(file);
-    (void)fd;
     if (len <= 0 || !GMIME_IS_STREAM_MMAP(file))
         return g_object_ref(file);
     const char *map = ((GMimeStreamMmap *)file)->map;
@@ -927,7 +927,7 @@ uint32_t mime_parse_inprocess(int fd, const struct mime_limits *lim, const struc
     g_mime_parser_options_set_warning_callback(opts, parser_warning, &c);
 
     if (file != NULL) {
-        GMimeStream *in = message_stream(&c, fd, file);
+        GMimeStream *in = message_stream(&c, file);
         if (in != NULL) {
             parser = g_mime_parser_new_with_stream(in);
             g_mime_parser_set_format(parser, GMIME_FORMAT_MESSAGE);

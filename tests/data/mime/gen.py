@@ -214,6 +214,15 @@ def main():
           b"From: \"" + b"a:" * 2000 + b"\nTo: bob@example.net\nSubject: hostile from quote\n\n"
           b"the body survives\n")
 
+    # exactly MIME_PRESCAN_COLONS_MAX (128) colons, all in a quoted display
+    # name: at the limit, not over it, so From is parsed and shown
+    write("colons-at-limit.eml",
+          b"From: \"" + b"a:" * 128 + b"\" <alice@example.org>\nTo: bob@example.net\n"
+          b"Subject: colons at the limit\n\nbody\n")
+    write("colons-over-limit.eml",
+          b"From: \"" + b"a:" * 129 + b"\" <alice@example.org>\nTo: bob@example.net\n"
+          b"Subject: colons over the limit\n\nbody\n")
+
     # more hostile address fields than the screen hides (1024): the message
     # is not given to GMime at all; only the sealed original keeps it
     write("hostile-many-fields.eml",
