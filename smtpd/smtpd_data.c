@@ -25,6 +25,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #define DATA_F_BARE_EOL 0x01u
 #define DATA_F_NUL 0x02u
 #define DATA_F_LONG_LINE 0x04u
@@ -93,15 +97,10 @@ static inline void data_emit(struct smtpd_data *d, char c)
         data_flush(d);
 }
 
-/*
- * data_emit for each of p[0..n) at once (ordinary bytes inside a line):
- * the same line-length, refusal and size-limit outcome, stored in bulk.
- */
-static void data_emit_run(struct smtpd_data *d, const char *p, size_t n)
+/* Stores p[0..n) as data_emit would byte by byte, line length apart:
+ * nothing once the message is refused, at most up to the size limit. */
+static void data_store(struct smtpd_data *d, const char *p, size_t n)
 {
-    d->line_len += (unsigned)n;
-    if (d->line_limit && d->line_len > d->line_limit)
-        d->flags |= DATA_F_LONG_LINE;
     if (d->flags & (DATA_F_TOO_BIG | DATA_F_BARE_EOL | DATA_F_NUL | DATA_F_IO))
         return; /* refused anyway: read on, keep nothing */
     if (d->limit) {
@@ -125,19 +124,69 @@ static void data_emit_run(struct smtpd_data *d, const char *p, size_t n)
     }
 }
 
-/* Length of the run of bytes at p[0..n) that are not CR, LF or NUL: up
- * to the next CR (memchr is vectorised), then cut at an earlier LF or NUL. */
-static size_t data_plain_len(const char *p, size_t n)
+/* Adds n bytes to the current line's length (CRLF included) and flags a
+ * line over the limit. */
+static inline void data_line_add(struct smtpd_data *d, size_t n)
 {
-    const char *cr = memchr(p, '\r', n);
-    size_t len = cr ? (size_t)(cr - p) : n;
-    const char *lf = memchr(p, '\n', len);
-    if (lf)
-        len = (size_t)(lf - p);
-    const char *nul = memchr(p, '\0', len);
-    if (nul)
-        len = (size_t)(nul - p);
-    return len;
+    d->line_len += (unsigned)n;
+    if (d->line_limit && d->line_len > d->line_limit)
+        d->flags |= DATA_F_LONG_LINE;
+}
+
+/* Index of the first CR, LF or NUL in p[0..n), n if none: 16 bytes per
+ * step where SSE2 exists (every x86-64), else byte by byte. */
+static size_t data_special(const char *p, size_t n)
+{
+    size_t i = 0;
+#ifdef __SSE2__
+    const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n'), nul = _mm_setzero_si128();
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)),
+                                 _mm_cmpeq_epi8(v, nul));
+        unsigned bits = (unsigned)_mm_movemask_epi8(m);
+        if (bits)
+            return i + (size_t)__builtin_ctz(bits);
+    }
+#endif
+    for (; i < n; i++)
+        if (p[i] == '\r' || p[i] == '\n' || p[i] == '\0')
+            return i;
+    return n;
+}
+
+/*
+ * The bulk path: from p[0] (inside a line, or at the start of a line that
+ * does not begin with a dot) over every whole ordinary line (no CR, LF or
+ * NUL but its CRLF) and up to the first byte that needs the state machine:
+ * a CR, LF or NUL that is not a plain line end, a dot at the start of a
+ * line, or the end of the input. Same flags, sizes and bytes as feeding the
+ * state machine byte by byte; the caller is at state DL_BOL (when *bol) or
+ * DL_MID. Returns the bytes consumed; *bol says whether that ended a line.
+ */
+static size_t data_bulk(struct smtpd_data *d, const char *p, size_t n, bool *bol)
+{
+    size_t pos = 0;
+    *bol = false; /* p[0] is an ordinary byte: taking it puts us inside a line */
+    for (;;) {
+        size_t k = pos + data_special(p + pos, n - pos);
+        if (k + 1 >= n || p[k] != '\r' || p[k + 1] != '\n') {
+            if (k > pos) { /* part of a line: the state machine goes on at p[k] */
+                data_line_add(d, k - pos);
+                *bol = false;
+            }
+            pos = k;
+            break;
+        }
+        data_line_add(d, k + 2 - pos); /* a whole line with its CRLF */
+        d->line_len = 0;
+        pos = k + 2;
+        *bol = true;
+        if (pos == n || p[pos] == '.')
+            break;
+    }
+    data_store(d, p, pos);
+    return pos;
 }
 
 /* One byte inside a line (state DL_MID semantics). */
@@ -164,6 +213,14 @@ size_t smtpd_data_push(struct smtpd_data *d, const char *p, size_t n)
 {
     size_t i = 0;
     while (i < n && d->lex != DL_END) {
+        /* Ordinary bytes and whole ordinary lines in bulk. */
+        if ((d->lex == DL_MID || (d->lex == DL_BOL && p[i] != '.')) && p[i] != '\r' &&
+            p[i] != '\n' && p[i] != '\0') {
+            bool bol;
+            i += data_bulk(d, p + i, n - i, &bol);
+            d->lex = bol ? DL_BOL : DL_MID;
+            continue;
+        }
         char c = p[i++];
         switch (d->lex) {
         case DL_BOL:
@@ -173,13 +230,6 @@ size_t smtpd_data_push(struct smtpd_data *d, const char *p, size_t n)
                 data_mid(d, c);
             break;
         case DL_MID:
-            /* Fast path through a run of ordinary bytes. */
-            if (c != '\r' && c != '\n' && c != '\0') {
-                size_t run = 1 + data_plain_len(p + i, n - i);
-                data_emit_run(d, p + i - 1, run);
-                i += run - 1;
-                break;
-            }
             data_mid(d, c);
             break;
         case DL_CR:

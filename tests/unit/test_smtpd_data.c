@@ -116,6 +116,104 @@ static void test_data_cases(void **state)
     }
 }
 
+/*
+ * Random DATA streams (ordinary lines of every length around the 16-byte
+ * scan step, empty lines, dot-stuffed lines, and now and then a bare CR, a
+ * bare LF, a NUL or a fake terminator), each fed whole, bytewise and in
+ * random chunks under random size and line limits: the bulk path (whole
+ * lines at once) and the byte-by-byte state machine must agree on the
+ * verdict, the stored bytes and where the message ends.
+ */
+struct fed {
+    size_t used;
+    enum sp_status verdict;
+    uint64_t size;
+    char *stored;
+    ssize_t stored_len;
+};
+
+static struct fed feed_one(const char *in, size_t n, int mode, unsigned seed, uint64_t limit,
+                           unsigned line_limit)
+{
+    struct fed f = {0};
+    int fd = memfd_open("test-data");
+    assert_true(fd >= 0);
+    struct smtpd_data *d = smtpd_data_new(fd, limit, line_limit);
+    f.used = feed(d, in, n, mode, seed);
+    assert_true(smtpd_data_done(d));
+    f.verdict = smtpd_data_verdict(d);
+    f.size = smtpd_data_size(d);
+    int mfd = smtpd_data_take_fd(d);
+    f.stored = xmalloc(n + 1);
+    f.stored_len = pread(mfd, f.stored, n + 1, 0);
+    close(mfd);
+    smtpd_data_free(d);
+    return f;
+}
+
+static size_t random_stream(char *out, size_t cap, unsigned *seed)
+{
+    static const char *const odd[] = {"\r", "\n", "\0", "\n.\n", "\r.\r", "\n.\r\n", "\r\n.\n"};
+    size_t n = 0;
+#define RND() (*seed = *seed * 1103515245u + 12345u, (*seed >> 16) & 0x7fff)
+    unsigned lines = 1 + RND() % 60;
+    for (unsigned l = 0; l < lines && n + 300 < cap; l++) {
+        bool dot = RND() % 8 == 0;
+        if (dot)
+            out[n++] = '.';
+        unsigned len = RND() % 5 == 0 ? RND() % 200 : RND() % 40;
+        if (dot && len == 0)
+            len = 1; /* a lone dot would be the real end */
+        for (unsigned j = 0; j < len; j++)
+            out[n++] = (char)('a' + RND() % 26);
+        if (RND() % 25 == 0) {
+            const char *o = odd[RND() % (sizeof(odd) / sizeof(odd[0]))];
+            size_t ol = *o ? strlen(o) : 1;
+            memcpy(out + n, o, ol);
+            n += ol;
+        }
+        out[n++] = '\r';
+        out[n++] = '\n';
+    }
+    memcpy(out + n, ".\r\nQUIT\r\n", 9);
+#undef RND
+    return n + 9;
+}
+
+static void test_data_random(void **state)
+{
+    (void)state;
+    enum { CAP = 32 * 1024 };
+    char *in = xmalloc(CAP);
+    unsigned seed = 20261122u;
+    unsigned differ_ok = 0;
+    for (unsigned round = 0; round < 3000; round++) {
+        size_t n = random_stream(in, CAP, &seed);
+        uint64_t limit = round % 3 == 0 ? (seed >> 8) % 4000 : 0;
+        unsigned line_limit = round % 4 == 0 ? 20 + (seed >> 4) % 180 : 0;
+        struct fed base = feed_one(in, n, 1, round, limit, line_limit);
+        differ_ok += base.verdict != SP_OK;
+        for (int mode = 0; mode < 3; mode += 2) {
+            struct fed f = feed_one(in, n, mode, round * 7u + 3u, limit, line_limit);
+            if (f.used != base.used || f.verdict != base.verdict || f.size != base.size ||
+                f.stored_len != base.stored_len ||
+                memcmp(f.stored, base.stored, (size_t)base.stored_len) != 0)
+                fail_msg("round %u (mode %d): used %zu/%zu, verdict %s/%s, size %llu/%llu", round,
+                         mode, f.used, base.used, sp_status_name(f.verdict),
+                         sp_status_name(base.verdict), (unsigned long long)f.size,
+                         (unsigned long long)base.size);
+            free(f.stored);
+        }
+        /* Nothing after the real end is consumed: "QUIT\r\n" stays. */
+        if (n - base.used != 6)
+            fail_msg("round %u: %zu bytes left after the end, want 6", round, n - base.used);
+        free(base.stored);
+    }
+    /* The streams must exercise refusals as well as clean messages. */
+    assert_true(differ_ok > 100 && differ_ok < 2900);
+    free(in);
+}
+
 struct path_case {
     const char *arg;
     const char *keyword;
@@ -201,6 +299,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_data_cases),
+        cmocka_unit_test(test_data_random),
         cmocka_unit_test(test_path_cases),
         cmocka_unit_test(test_helo),
     };
