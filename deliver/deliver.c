@@ -706,6 +706,17 @@ enum sp_status deliver_prepare(struct deliver_ctx *d, int fd, const struct rcpt 
         deliver_pending_free(dl);
         return SP_TEMPFAIL;
     }
+    /* The isolated parse starts now: the child parses while this thread
+     * seals the original, and its records are taken after that. */
+    struct mime_limits lim = {
+        .memory = d->cfg->parser_memory_limit,
+        .cpu_seconds = d->cfg->parser_cpu_limit,
+        .wall_seconds = d->cfg->parser_timeout,
+        .max_parts = d->cfg->mime_max_parts,
+        .max_depth = d->cfg->mime_max_depth,
+        .header_size = d->cfg->header_size_limit,
+    };
+    struct mime_parse *mp = mime_parse_start(fd, &lim);
     dl->items = xcalloc(n, sizeof(*dl->items));
     dl->n = n;
     for (size_t i = 0; i < n && s == SP_OK; i++) {
@@ -715,20 +726,13 @@ enum sp_status deliver_prepare(struct deliver_ctx *d, int fd, const struct rcpt 
     if (s == SP_OK)
         s = seal_original(dl, fd, a ? a->trace : NULL, &dl->original_size);
 
-    /* The isolated parse; a failure degrades to "original only, flagged". */
+    /* Its result; a failure degrades to "original only, flagged". */
     if (s == SP_OK) {
         uint64_t mark = vault_writer_offset(dl->items[0].w);
-        struct mime_limits lim = {
-            .memory = d->cfg->parser_memory_limit,
-            .cpu_seconds = d->cfg->parser_cpu_limit,
-            .wall_seconds = d->cfg->parser_timeout,
-            .max_parts = d->cfg->mime_max_parts,
-            .max_depth = d->cfg->mime_max_depth,
-            .header_size = d->cfg->header_size_limit,
-        };
         struct mime_sink sink = {dl, sink_headers, sink_part_begin, sink_part_data, sink_part_end};
         int sink_err = 0;
-        dl->flags = mime_parse_isolated(fd, &lim, &sink, &sink_err);
+        dl->flags = mime_parse_finish(mp, &sink, &sink_err);
+        mp = NULL;
         if (dl->io_error) {
             s = status_from_errno(dl->io_error);
         } else if (dl->flags & MIME_F_PARSER_FAILED) {
@@ -740,9 +744,18 @@ enum sp_status deliver_prepare(struct deliver_ctx *d, int fd, const struct rcpt 
                 free(dl->parts[i].type);
             }
             dl->nparts = 0;
+            /* Header facts a failed child sent before it failed go too:
+             * the item says only what the original says. */
+            char **facts[] = {&dl->subject, &dl->from, &dl->to, &dl->date, &dl->message_id};
+            for (size_t i = 0; i < sizeof(facts) / sizeof(facts[0]); i++) {
+                free(*facts[i]);
+                *facts[i] = NULL;
+            }
             msg_warn("%s: parser failed; keeping the sealed original only", queue_id);
         }
     }
+
+    mime_parse_abandon(mp); /* only when this failed before the parse's result */
 
     /* Metadata records, then the files are finished (durable at the commit). */
     for (size_t i = 0; i < n && s == SP_OK; i++) {

@@ -79,8 +79,23 @@ void mime_global_init(void);
  * stops and the function returns with the flags so far; *sink_err is set to
  * that value (else 0).
  */
-uint32_t mime_parse_isolated(int fd, const struct mime_limits *lim,
-                             const struct mime_sink *sink, int *sink_err);
+uint32_t mime_parse_isolated(int fd, const struct mime_limits *lim, const struct mime_sink *sink,
+                             int *sink_err);
+
+/*
+ * The same in two steps, so the caller can work while the child parses:
+ * mime_parse_start hands fd to a child at once (it never fails: a child
+ * that cannot be started shows as MIME_F_PARSER_FAILED at the finish);
+ * mime_parse_finish replays the result exactly as mime_parse_isolated
+ * does, its wall-clock limit counted from the finish (the child may wait
+ * on a full socket until then), and frees mp. A caller that gives up in
+ * between calls mime_parse_abandon (kills the child). fd must stay open
+ * and unchanged until one of the two; the child never moves its offset.
+ */
+struct mime_parse;
+struct mime_parse *mime_parse_start(int fd, const struct mime_limits *lim);
+uint32_t mime_parse_finish(struct mime_parse *mp, const struct mime_sink *sink, int *sink_err);
+void mime_parse_abandon(struct mime_parse *mp);
 
 /*
  * Parser children are pooled: mime_parse_isolated keeps a few alive
@@ -91,8 +106,7 @@ uint32_t mime_parse_isolated(int fd, const struct mime_limits *lim,
 void mime_pool_close(void);
 
 /* The same parse in this process (the child's body; also for fuzzing). */
-uint32_t mime_parse_inprocess(int fd, const struct mime_limits *lim,
-                              const struct mime_sink *sink);
+uint32_t mime_parse_inprocess(int fd, const struct mime_limits *lim, const struct mime_sink *sink);
 
 /*
  * File-name cleaning (RULES.md 7): for display and download only, never a

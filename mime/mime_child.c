@@ -5,7 +5,7 @@
  * writes framed records to its socket; the parent checks every record and
  * replays it to the caller's sink under a wall-clock deadline.
  *
- * Data flow: deliver (a worker thread) -> mime_parse_isolated(memfd) ->
+ * Data flow: deliver (a worker thread) -> mime_parse_start(memfd) ->
  * pool child (memfd passed with SCM_RIGHTS): mime_parse_inprocess ->
  * socket records -> parent: checks -> the caller's sink (which encrypts
  * into the vault item).
@@ -65,6 +65,12 @@
  * the soft limit to the CPU time used so far plus parser_cpu_limit
  * (prlimit), so SIGXCPU ends a message that burns more. A child whose
  * limits no longer match the caller's (a reload) is not reused.
+ *
+ * Start and finish (issue 3, latency): mime_parse_start sends the request
+ * and returns; the caller seals the original meanwhile and then takes the
+ * records with mime_parse_finish (mime_parse_isolated is the two in a
+ * row). The child works on until its socket buffer is full, so for most
+ * messages the whole parse is done by the time the parent reads.
  */
 #include "mime/mime.h"
 
@@ -1042,19 +1048,15 @@ static void pool_cpu_budget(struct pool_child *c, const struct mime_limits *lim)
     c->uses = MIME_POOL_RECYCLE; /* ended after this message */
 }
 
-uint32_t mime_parse_isolated(int fd, const struct mime_limits *lim, const struct mime_sink *sink,
-                             int *sink_err)
-{
-    struct replay r = {0};
-    r.sink = sink;
-    r.header_size =
-        lim->header_size < MIME_HEADER_SIZE_MAX ? (size_t)lim->header_size : MIME_HEADER_SIZE_MAX;
-    replay_reserve_names(&r);
-    int64_t deadline = now_ms() + (int64_t)(lim->wall_seconds > 0 ? lim->wall_seconds : 1) * 1000;
-    const char *why = NULL;
+struct mime_parse {
+    struct pool_child *c; /* NULL: none could be started */
+    struct mime_limits lim;
+};
 
-    if (sink_err)
-        *sink_err = 0;
+struct mime_parse *mime_parse_start(int fd, const struct mime_limits *lim)
+{
+    struct mime_parse *mp = xcalloc(1, sizeof(*mp));
+    mp->lim = *lim;
     /* An idle child may have died since it was put back; the request then
      * fails before it parsed anything, and a new child gets the message. */
     struct pool_child *c = pool_get(lim);
@@ -1067,9 +1069,43 @@ uint32_t mime_parse_isolated(int fd, const struct mime_limits *lim, const struct
             c = NULL;
         }
     }
+    if (c)
+        pool_cpu_budget(c, lim);
+    mp->c = c;
+    return mp;
+}
+
+void mime_parse_abandon(struct mime_parse *mp)
+{
+    if (mp == NULL)
+        return;
+    if (mp->c) /* mid-message: never reused */
+        (void)pool_child_end(mp->c, true, now_ms() + MIME_POOL_REAP_MS);
+    free(mp);
+}
+
+uint32_t mime_parse_isolated(int fd, const struct mime_limits *lim, const struct mime_sink *sink,
+                             int *sink_err)
+{
+    return mime_parse_finish(mime_parse_start(fd, lim), sink, sink_err);
+}
+
+uint32_t mime_parse_finish(struct mime_parse *mp, const struct mime_sink *sink, int *sink_err)
+{
+    const struct mime_limits *lim = &mp->lim;
+    struct pool_child *c = mp->c;
+    struct replay r = {0};
+    r.sink = sink;
+    r.header_size =
+        lim->header_size < MIME_HEADER_SIZE_MAX ? (size_t)lim->header_size : MIME_HEADER_SIZE_MAX;
+    replay_reserve_names(&r);
+    int64_t deadline = now_ms() + (int64_t)(lim->wall_seconds > 0 ? lim->wall_seconds : 1) * 1000;
+    const char *why = NULL;
+
+    if (sink_err)
+        *sink_err = 0;
     if (c == NULL)
         goto fail;
-    pool_cpu_budget(c, lim);
 
     struct rbuf rb = {xmalloc(MIME_RBUF_CAP), 0, 0};
     while (!r.done && r.sink_err == 0) {
@@ -1127,6 +1163,7 @@ fail:
 out:
     replay_finish(&r);
     mime_nameset_free(&r.names);
+    free(mp);
     if (sink_err)
         *sink_err = r.sink_err;
     return r.flags | r.extra;
