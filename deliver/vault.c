@@ -214,17 +214,24 @@ int vault_part_begin(struct vault_writer *w, uint32_t index)
     return 0;
 }
 
-static int push_chunk(struct vault_writer *w, int last)
+/* Seals plain[0..len) as the part's next chunk and writes it. */
+static int push_from(struct vault_writer *w, const unsigned char *plain, size_t len, int last)
 {
     unsigned long long clen;
     crypto_secretstream_xchacha20poly1305_push(
-        w->st, w->cipher + 4, &clen, w->plain, w->fill, w->ad, AD_BYTES,
+        w->st, w->cipher + 4, &clen, plain, len, w->ad, AD_BYTES,
         last ? crypto_secretstream_xchacha20poly1305_TAG_FINAL
              : crypto_secretstream_xchacha20poly1305_TAG_MESSAGE);
     put_u32(w->cipher, (uint32_t)clen | (last ? CHUNK_LAST_BIT : 0));
+    return w_write(w, w->cipher, 4 + (size_t)clen);
+}
+
+static int push_chunk(struct vault_writer *w, int last)
+{
+    int r = push_from(w, w->plain, w->fill, last);
     sodium_memzero(w->plain, w->fill);
     w->fill = 0;
-    return w_write(w, w->cipher, 4 + (size_t)clen);
+    return r;
 }
 
 int vault_part_write(struct vault_writer *w, const void *p, size_t n)
@@ -235,6 +242,16 @@ int vault_part_write(struct vault_writer *w, const void *p, size_t n)
     while (n > 0) {
         if (w->fill == VAULT_CHUNK_BYTES && push_chunk(w, 0) < 0)
             return -1;
+        /* A whole chunk with more behind it (so not the last one) is sealed
+         * straight from the caller's bytes, without a copy. */
+        if (w->fill == 0 && n > VAULT_CHUNK_BYTES) {
+            if (push_from(w, c, VAULT_CHUNK_BYTES, 0) < 0)
+                return -1;
+            w->part_size += VAULT_CHUNK_BYTES;
+            c += VAULT_CHUNK_BYTES;
+            n -= VAULT_CHUNK_BYTES;
+            continue;
+        }
         size_t take = VAULT_CHUNK_BYTES - w->fill;
         if (take > n)
             take = n;
