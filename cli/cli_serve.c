@@ -13,7 +13,8 @@
  *      setgid, setuid, then verify that root cannot be regained. Root
  *      without a user is allowed, with a warning (the example config).
  *      Then confine file writes to the data dir (cli_sandbox.c, Landlock).
- *   5. Remove crash leftovers (deliver_cleanup), as the unprivileged user.
+ *   5. Remove crash leftovers (deliver_cleanup) and create the blob
+ *      directories (deliver_blob_dirs_prepare), as the unprivileged user.
  *   6. Start each service (threads; workers open the store as that user).
  *   7. Wait for signals: SIGHUP loads the config again; if it is invalid the
  *      problems are logged with file:line and the old one stays; if valid it
@@ -202,6 +203,10 @@ static void leftovers_remove(struct config *cfg)
     long n = deliver_cleanup(d, DELIVER_ORPHAN_GRACE);
     if (n > 0)
         msg_info("-: cleanup: removed %ld crash leftovers", n);
+    if (deliver_blob_dirs_prepare(d, &err) < 0) { /* commits then do it per directory */
+        msg_warn("-: blob directories not prepared: %s", scrub(err));
+        free(err);
+    }
     deliver_close(d);
 }
 

@@ -59,6 +59,8 @@
 #define ADDR_PATH_MAX 256
 /* Read size when copying the message into the containers. */
 #define DELIVER_COPY_CHUNK (64 * 1024)
+/* Messages from this size on are sealed from a mapping instead of reads. */
+#define DELIVER_MAP_MIN (256 * 1024)
 /* Version of the sealed metadata record (docs/FORMATS.md). */
 #define META_VERSION 1
 /* Largest metadata record a reader accepts. */
@@ -282,7 +284,37 @@ done:
 
 static pthread_mutex_t blob_prefix_lock = PTHREAD_MUTEX_INITIALIZER;
 static char blob_prefix[BLOB_PREFIX_LEN + 1];
-static bool blob_dir_durable[BLOB_DIRS]; /* under blob_prefix_lock */
+/* Blob directories this process knows to exist with a durable entry in
+ * blobs/, for the blobs/ named in durable_for (a reload to another data
+ * directory starts over); both under blob_prefix_lock. */
+static bool blob_dir_durable[BLOB_DIRS];
+static char *durable_for;
+
+/* Caller holds blob_prefix_lock. */
+static bool *durable_table(const struct deliver_ctx *d)
+{
+    if (durable_for == NULL || strcmp(durable_for, d->blobs_dir) != 0) {
+        free(durable_for);
+        durable_for = xstrdup(d->blobs_dir);
+        memset(blob_dir_durable, 0, sizeof(blob_dir_durable));
+    }
+    return blob_dir_durable;
+}
+
+static bool blob_dir_known(const struct deliver_ctx *d, size_t di)
+{
+    pthread_mutex_lock(&blob_prefix_lock);
+    bool known = durable_table(d)[di];
+    pthread_mutex_unlock(&blob_prefix_lock);
+    return known;
+}
+
+static void blob_dir_mark(const struct deliver_ctx *d, size_t di)
+{
+    pthread_mutex_lock(&blob_prefix_lock);
+    durable_table(d)[di] = true;
+    pthread_mutex_unlock(&blob_prefix_lock);
+}
 
 void deliver_blob_prefix_next(void)
 {
@@ -301,7 +333,33 @@ static void blob_id_new(char out[RAND_ID_LEN + 1])
     pthread_mutex_unlock(&blob_prefix_lock);
 }
 
-/* Index of a blob's directory in blob_dir_durable. */
+int deliver_blob_dirs_prepare(struct deliver_ctx *d, char **err)
+{
+    char name[BLOB_PREFIX_LEN + 1] = {0};
+    for (size_t a = 0; a < BLOB_ALPHA_N; a++) {
+        for (size_t b = 0; b < BLOB_ALPHA_N; b++) {
+            name[0] = RAND_ALPHA_LOWER[a];
+            name[1] = RAND_ALPHA_LOWER[b];
+            char *dir = xasprintf("%s/%s", d->blobs_dir, name);
+            int r = mkdir(dir, 0700);
+            int e = errno;
+            free(dir);
+            if (r < 0 && e != EEXIST) {
+                *err = xasprintf("mkdir %s/%s: %s", d->blobs_dir, name, strerror(e));
+                return -1;
+            }
+        }
+    }
+    if (fsync_dir(d->blobs_dir) < 0) {
+        *err = xasprintf("fsync of %s: %s", d->blobs_dir, strerror(errno));
+        return -1;
+    }
+    for (size_t i = 0; i < BLOB_DIRS; i++)
+        blob_dir_mark(d, i);
+    return 0;
+}
+
+/* Index of a blob's directory in the durable table. */
 static size_t blob_dir_index(const char *blob)
 {
     const char *a = strchr(RAND_ALPHA_LOWER, blob[0]);
@@ -595,7 +653,8 @@ static enum sp_status item_open(struct deliver_pending *dl, struct item_out *it)
     vault_key_seal(it->key, u.public_key, it->sealed_key);
     db_user_clear(&u);
     it->dir = xasprintf("%s/%.*s", d->blobs_dir, BLOB_PREFIX_LEN, it->blob);
-    if (mkdir(it->dir, 0700) < 0 && errno != EEXIST) {
+    if (!blob_dir_known(d, blob_dir_index(it->blob)) && mkdir(it->dir, 0700) < 0 &&
+        errno != EEXIST) {
         int e = errno;
         msg_error("deliver: mkdir %s: %s", it->dir, strerror(e));
         return status_from_errno(e);
@@ -634,10 +693,11 @@ static enum sp_status seal_original(struct deliver_pending *dl, int fd, const ch
         *size += strlen(trace);
     }
     enum sp_status s = SP_OK;
-    /* The message is sealed straight from a read-only mapping of its memfd
-     * (no copy); a descriptor that cannot be mapped is read in chunks. */
+    /* A large message is sealed straight from a read-only mapping of its
+     * memfd (no copy); a small one, or a descriptor that cannot be mapped,
+     * is read in chunks (an unmap costs every thread a TLB flush). */
     struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= DELIVER_MAP_MIN) {
         void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
         if (m != MAP_FAILED) {
             if (all_writers(dl, w_write, m, (size_t)st.st_size) < 0)
@@ -854,9 +914,7 @@ static void batch_sync_dirs(struct deliver_ctx *d, struct deliver_pending **pv, 
                 continue;
             dirs[di] = k + 1;
             list[ndirs++] = di;
-            pthread_mutex_lock(&blob_prefix_lock);
-            top |= !blob_dir_durable[di];
-            pthread_mutex_unlock(&blob_prefix_lock);
+            top |= !blob_dir_known(d, di);
         }
     }
     if (top && fsync_dir(d->blobs_dir) < 0) {
@@ -882,11 +940,8 @@ static void batch_sync_dirs(struct deliver_ctx *d, struct deliver_pending **pv, 
                     st[k] = status_from_errno(e);
             continue;
         }
-        if (top) {
-            pthread_mutex_lock(&blob_prefix_lock);
-            blob_dir_durable[di] = true;
-            pthread_mutex_unlock(&blob_prefix_lock);
-        }
+        if (top)
+            blob_dir_mark(d, di);
     }
 out:
     free(list);

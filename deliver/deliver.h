@@ -29,8 +29,8 @@ void deliver_close(struct deliver_ctx *d);
 
 /* A resolved recipient. */
 struct rcpt {
-    char *address;   /* user@domain as typed (lower-cased, tag removed) */
-    char *tag;       /* the +tag, or NULL */
+    char *address; /* user@domain as typed (lower-cased, tag removed) */
+    char *tag;     /* the +tag, or NULL */
     int64_t user_id;
     char *user_name;
 };
@@ -47,16 +47,16 @@ enum sp_status deliver_rcpt_check(struct deliver_ctx *d, const char *address, ui
 
 /* What the receiving side saw; every string may be NULL. */
 struct arrival {
-    const char *trace;        /* header lines to put on top of the original,
-                                 CRLF-terminated (Received:, Authentication-Results:) */
-    const char *via;          /* "smtp", "esmtps", "local", … */
+    const char *trace; /* header lines to put on top of the original,
+                          CRLF-terminated (Received:, Authentication-Results:) */
+    const char *via;   /* "smtp", "esmtps", "local", … */
     const char *helo;
     const char *client_addr;
     const char *mail_from;
     const char *tls_version;
     const char *tls_cipher;
-    const char *dkim;         /* e.g. "pass (d=example.org)" / "none" / "temperror" */
-    const char *spf;          /* e.g. "pass" / "none" / "temperror" */
+    const char *dkim; /* e.g. "pass (d=example.org)" / "none" / "temperror" */
+    const char *spf;  /* e.g. "pass" / "none" / "temperror" */
 };
 
 /*
@@ -92,6 +92,13 @@ void deliver_pending_free(struct deliver_pending *p);
 /* Moves new blobs to another directory (the committer calls it per batch,
  * so that one batch's blobs share few directories). */
 void deliver_blob_prefix_next(void);
+/*
+ * Creates every blob directory that is missing and makes blobs/ durable
+ * once, so this process's commits never fsync blobs/ again (a long-lived
+ * daemon calls it at start; without it the first commit into each
+ * directory does that fsync). 0, or -1 with *err.
+ */
+int deliver_blob_dirs_prepare(struct deliver_ctx *d, char **err);
 
 /*
  * Removes crash leftovers in the data directory: temp files, and blobs no

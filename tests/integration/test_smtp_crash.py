@@ -61,6 +61,12 @@ def main():
     with Instance(extra_conf=extra) as inst:
         rcpts = [(u, inst.add_user(u)["address"]) for u in USERS]
         inst.start_serve()
+        # serve creates every blob directory at start (one fsync of blobs/
+        # then, none per commit): 31 x 31 two-letter prefixes.
+        blobs = os.path.join(inst.data_dir, "blobs")
+        subdirs = [d for d in os.listdir(blobs) if os.path.isdir(os.path.join(blobs, d))]
+        t.ok("blob directories prepared at start", len(subdirs) == 31 * 31,
+             f"{len(subdirs)} directories under blobs/")
         stop = threading.Event()
         lock = threading.Lock()
         acked = []
