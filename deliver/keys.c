@@ -108,8 +108,8 @@ enum {
 static int derive(unsigned char *kek, const char *secret, size_t secret_len,
                   const unsigned char *salt, uint64_t ops, uint64_t mem)
 {
-    return crypto_pwhash(kek, crypto_aead_xchacha20poly1305_ietf_KEYBYTES, secret,
-                         secret_len, salt, ops, (size_t)mem, crypto_pwhash_ALG_ARGON2ID13);
+    return crypto_pwhash(kek, crypto_aead_xchacha20poly1305_ietf_KEYBYTES, secret, secret_len, salt,
+                         ops, (size_t)mem, crypto_pwhash_ALG_ARGON2ID13);
 }
 
 int keys_wrap(const unsigned char *sk, const char *secret, size_t secret_len, enum keys_kdf kdf,
@@ -133,8 +133,7 @@ int keys_wrap(const unsigned char *sk, const char *secret, size_t secret_len, en
         return -1;
     }
     crypto_aead_xchacha20poly1305_ietf_encrypt(out + OFF_CT, NULL, sk, KEYS_SK_BYTES, out,
-                                               KEYS_WRAP_HEADER_BYTES, NULL, out + OFF_NONCE,
-                                               kek);
+                                               KEYS_WRAP_HEADER_BYTES, NULL, out + OFF_NONCE, kek);
     sodium_free(kek);
     return 0;
 }
@@ -157,10 +156,9 @@ enum keys_unwrap_rc keys_unwrap(const unsigned char *rec, size_t len, const char
         sodium_free(kek);
         return KEYS_NO_MEMORY;
     }
-    int r = crypto_aead_xchacha20poly1305_ietf_decrypt(sk, NULL, NULL, rec + OFF_CT,
-                                                       KEYS_SK_BYTES + 16, rec,
-                                                       KEYS_WRAP_HEADER_BYTES, rec + OFF_NONCE,
-                                                       kek);
+    int r = crypto_aead_xchacha20poly1305_ietf_decrypt(
+        sk, NULL, NULL, rec + OFF_CT, KEYS_SK_BYTES + 16, rec, KEYS_WRAP_HEADER_BYTES,
+        rec + OFF_NONCE, kek);
     sodium_free(kek);
     if (r != 0) {
         sodium_memzero(sk, KEYS_SK_BYTES);
