@@ -104,9 +104,8 @@ int cmd_init(struct cli *c, int argc, char **argv)
         free(err);
         return rc;
     }
-    if (give_to_service_user(cfg) != CLI_OK ||
-        (geteuid() == 0 && cfg->user && cfg->user[0] &&
-         lchown(cfg->dkim_key, owner_uid, owner_gid) < 0)) {
+    if (give_to_service_user(cfg) != CLI_OK || (geteuid() == 0 && cfg->user && cfg->user[0] &&
+                                                lchown(cfg->dkim_key, owner_uid, owner_gid) < 0)) {
         free(record);
         return CLI_ERR;
     }

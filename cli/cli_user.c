@@ -58,8 +58,8 @@ static char *new_password_read(struct cli *c, const char *prompt)
     }
     if (!c->password_stdin) {
         char *again = cli_secret_read(c, "Repeat the password: ");
-        int same = again && strlen(again) == strlen(pw) &&
-                   sodium_memcmp(again, pw, strlen(pw)) == 0;
+        int same =
+            again && strlen(again) == strlen(pw) && sodium_memcmp(again, pw, strlen(pw)) == 0;
         cli_secret_free(again);
         if (!same) {
             cli_secret_free(pw);
@@ -91,14 +91,13 @@ static int user_add(struct cli *c, struct db *db, int argc, char **argv)
         return CLI_ERR;
     char *address = NULL;
     char recovery[KEYS_RECOVERY_LEN + 1];
-    enum users_rc rc =
-        users_create(db, c->cfg, name, email, phone, plan, pw, &address, recovery);
+    enum users_rc rc = users_create(db, c->cfg, name, email, phone, plan, pw, &address, recovery);
     cli_secret_free(pw);
     if (rc != USERS_OK)
         return cli_fail("user add %s: %s", name, users_rc_str(rc));
     if (c->json) {
-        cli_json_print(json_pack("{s:s,s:s,s:s}", "name", name, "address", address,
-                                 "recovery_code", recovery));
+        cli_json_print(json_pack("{s:s,s:s,s:s}", "name", name, "address", address, "recovery_code",
+                                 recovery));
     } else {
         printf("user:          %s\n"
                "address:       %s\n"
@@ -120,9 +119,9 @@ static int list_one(const struct db_user *u, void *arg)
     cli_time_format(u->created, when, sizeof(when));
     const char *plan = u->plan ? u->plan : "(default)";
     if (c->json)
-        json_array_append_new(arr, json_pack("{s:s,s:s,s:s?,s:s,s:b,s:s}", "name", u->name,
-                                             "email", u->email, "phone", u->phone, "plan", plan,
-                                             "disabled", u->disabled, "created", when));
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:s?,s:s,s:b,s:s}", "name", u->name, "email",
+                                             u->email, "phone", u->phone, "plan", plan, "disabled",
+                                             u->disabled, "created", when));
     else
         printf("%-20s %-10s %-8s %s\n", u->name, plan, u->disabled ? "disabled" : "active",
                u->email);
@@ -150,8 +149,8 @@ static int user_list(struct cli *c, struct db *db, int argc, char **argv)
 static int addr_one(const struct db_address *a, void *arg)
 {
     json_t *arr = arg;
-    json_array_append_new(arr, json_pack("{s:s,s:b}", "address", a->address, "retired",
-                                         a->retired));
+    json_array_append_new(arr,
+                          json_pack("{s:s,s:b}", "address", a->address, "retired", a->retired));
     return 0;
 }
 
@@ -174,10 +173,10 @@ static int user_show(struct cli *c, struct db *db, int argc, char **argv)
     char when[32];
     cli_time_format(u.created, when, sizeof(when));
     if (c->json) {
-        cli_json_print(json_pack("{s:s,s:s,s:s?,s:s,s:b,s:s,s:I,s:I,s:o}", "name", u.name,
-                                 "email", u.email, "phone", u.phone, "plan",
-                                 p ? p->name : "(unknown)", "disabled", u.disabled, "created",
-                                 when, "storage_used", (json_int_t)used, "storage_quota",
+        cli_json_print(json_pack("{s:s,s:s,s:s?,s:s,s:b,s:s,s:I,s:I,s:o}", "name", u.name, "email",
+                                 u.email, "phone", u.phone, "plan", p ? p->name : "(unknown)",
+                                 "disabled", u.disabled, "created", when, "storage_used",
+                                 (json_int_t)used, "storage_quota",
                                  (json_int_t)(p ? p->storage_quota : 0), "addresses", addrs));
     } else {
         printf("name:      %s\nemail:     %s\nphone:     %s\nplan:      %s\nstate:     %s\n"
@@ -283,8 +282,7 @@ static int user_address(struct cli *c, struct db *db, int argc, char **argv)
         enum db_rc r = db_address_retire(db, a);
         if (r != DB_OK) {
             free(a);
-            return cli_fail(r == DB_NOTFOUND ? "no such active address: %s"
-                                             : "cannot retire %s",
+            return cli_fail(r == DB_NOTFOUND ? "no such active address: %s" : "cannot retire %s",
                             argv[2]);
         }
         if (c->json)

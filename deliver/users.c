@@ -18,14 +18,22 @@
 const char *users_rc_str(enum users_rc rc)
 {
     switch (rc) {
-    case USERS_OK: return "ok";
-    case USERS_EXISTS: return "a user of that name exists";
-    case USERS_NOT_FOUND: return "no such user";
-    case USERS_BAD_NAME: return "bad user name (use 1-64 of a-z 0-9 . _ -)";
-    case USERS_BAD_PLAN: return "no such plan";
-    case USERS_WRONG_SECRET: return "wrong password or recovery code";
-    case USERS_BAD_RECORD: return "the stored key record is damaged";
-    case USERS_STORE: return "store error";
+    case USERS_OK:
+        return "ok";
+    case USERS_EXISTS:
+        return "a user of that name exists";
+    case USERS_NOT_FOUND:
+        return "no such user";
+    case USERS_BAD_NAME:
+        return "bad user name (use 1-64 of a-z 0-9 . _ -)";
+    case USERS_BAD_PLAN:
+        return "no such plan";
+    case USERS_WRONG_SECRET:
+        return "wrong password or recovery code";
+    case USERS_BAD_RECORD:
+        return "the stored key record is damaged";
+    case USERS_STORE:
+        return "store error";
     }
     return "unknown error";
 }
@@ -88,10 +96,8 @@ enum users_rc users_create(struct db *db, const struct config *cfg, const char *
     unsigned char *sk = sodium_malloc(KEYS_SK_BYTES);
     if (sk == NULL)
         return USERS_STORE;
-    struct db_user u = {.name = (char *)name,
-                        .email = (char *)email,
-                        .phone = (char *)phone,
-                        .plan = (char *)plan};
+    struct db_user u = {
+        .name = (char *)name, .email = (char *)email, .phone = (char *)phone, .plan = (char *)plan};
     unsigned char wrap_pw[KEYS_WRAP_BYTES], wrap_rc[KEYS_WRAP_BYTES];
     enum users_rc rc = USERS_STORE;
     keys_pair_new(u.public_key, sk);
@@ -154,9 +160,8 @@ enum users_rc users_key_open(const struct db_user *u, const char *secret, int by
     }
 }
 
-enum users_rc users_password_set(struct db *db, const struct config *cfg,
-                                 const struct db_user *u, const unsigned char *sk,
-                                 const char *new_password)
+enum users_rc users_password_set(struct db *db, const struct config *cfg, const struct db_user *u,
+                                 const unsigned char *sk, const char *new_password)
 {
     unsigned char wrap[KEYS_WRAP_BYTES];
     if (keys_wrap(sk, new_password, strlen(new_password), cfg_kdf(cfg), wrap) < 0)

@@ -56,8 +56,8 @@ enum users_rc users_key_open(const struct db_user *u, const char *secret, int by
                              unsigned char *sk) __attribute__((warn_unused_result));
 
 /* Re-wraps the (opened) sk of u under a new password. */
-enum users_rc users_password_set(struct db *db, const struct config *cfg,
-                                 const struct db_user *u, const unsigned char *sk,
-                                 const char *new_password) __attribute__((warn_unused_result));
+enum users_rc users_password_set(struct db *db, const struct config *cfg, const struct db_user *u,
+                                 const unsigned char *sk, const char *new_password)
+    __attribute__((warn_unused_result));
 
 #endif

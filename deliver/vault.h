@@ -64,7 +64,8 @@ uint64_t vault_writer_part_size(const struct vault_writer *w);
  * Forgets everything written after offset (a part boundary returned by
  * vault_writer_offset) so the container ends there; f must be a real file.
  */
-int vault_writer_rewind(struct vault_writer *w, uint64_t offset) __attribute__((warn_unused_result));
+int vault_writer_rewind(struct vault_writer *w, uint64_t offset)
+    __attribute__((warn_unused_result));
 /* Flushes f; frees the writer (not f) and wipes the keys. */
 int vault_writer_free(struct vault_writer *w);
 
@@ -72,12 +73,12 @@ int vault_writer_free(struct vault_writer *w);
 
 enum vault_rc {
     VAULT_OK = 0,
-    VAULT_NOT_FOUND = -1, /* no such part */
+    VAULT_NOT_FOUND = -1,  /* no such part */
     VAULT_BAD_FORMAT = -2, /* magic, version, kind, id or framing wrong */
     VAULT_TAMPERED = -3,   /* authentication failed */
     VAULT_TRUNCATED = -4,  /* stream ended without FINAL */
     VAULT_IO = -5,
-    VAULT_SINK = -6        /* the sink asked to stop */
+    VAULT_SINK = -6 /* the sink asked to stop */
 };
 const char *vault_rc_str(enum vault_rc rc);
 

@@ -101,12 +101,23 @@ int buf_put_html(struct buf *b, const char *s)
     int r = 0;
     for (; *s && r == 0; s++) {
         switch (*s) {
-        case '<': r = buf_puts(b, "&lt;"); break;
-        case '>': r = buf_puts(b, "&gt;"); break;
-        case '&': r = buf_puts(b, "&amp;"); break;
-        case '"': r = buf_puts(b, "&quot;"); break;
-        case '\'': r = buf_puts(b, "&#39;"); break;
-        default: r = buf_putc(b, *s);
+        case '<':
+            r = buf_puts(b, "&lt;");
+            break;
+        case '>':
+            r = buf_puts(b, "&gt;");
+            break;
+        case '&':
+            r = buf_puts(b, "&amp;");
+            break;
+        case '"':
+            r = buf_puts(b, "&quot;");
+            break;
+        case '\'':
+            r = buf_puts(b, "&#39;");
+            break;
+        default:
+            r = buf_putc(b, *s);
         }
     }
     return r;

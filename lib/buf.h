@@ -21,7 +21,10 @@ struct buf {
 };
 
 #define BUF_DEFAULT_MAX ((size_t)1 << 30)
-#define BUF_INIT {NULL, 0, 0, 0}
+#define BUF_INIT                                                                                   \
+    {                                                                                              \
+        NULL, 0, 0, 0                                                                              \
+    }
 
 void buf_init(struct buf *b, size_t max);
 void buf_free(struct buf *b);

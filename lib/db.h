@@ -136,13 +136,14 @@ enum db_rc db_blob_referenced(struct db *db, const char *blob) __attribute__((wa
 struct db_event {
     const char *subject; /* e.g. a send id */
     int64_t time;
-    const char *kind;    /* created, notified, page_opened, code_failed, downloaded, … */
-    const char *client;  /* client address, may be NULL */
-    const char *detail;  /* short machine-readable detail, may be NULL; never a secret */
+    const char *kind;   /* created, notified, page_opened, code_failed, downloaded, … */
+    const char *client; /* client address, may be NULL */
+    const char *detail; /* short machine-readable detail, may be NULL; never a secret */
 };
 
 /* time 0 means now. */
-enum db_rc db_event_add(struct db *db, const struct db_event *e) __attribute__((warn_unused_result));
+enum db_rc db_event_add(struct db *db, const struct db_event *e)
+    __attribute__((warn_unused_result));
 /* Events of subject in order. */
 enum db_rc db_event_foreach(struct db *db, const char *subject,
                             int (*fn)(const struct db_event *e, void *arg), void *arg);
@@ -167,16 +168,16 @@ enum db_rc db_event_delete(struct db *db, const char *subject) __attribute__((wa
 
 struct db_queue_entry {
     char id[DB_ID_MAX + 1];
-    const char *send_id;    /* may be NULL */
-    const char *kind;       /* "notify", … */
-    const char *state;      /* DB_QUEUE_* */
+    const char *send_id; /* may be NULL */
+    const char *kind;    /* "notify", … */
+    const char *state;   /* DB_QUEUE_* */
     int64_t created;
-    int64_t updated;        /* last state change */
-    int64_t next_try;       /* queued: when it is due */
-    int64_t lease;          /* sending: until when the claim holds */
+    int64_t updated;  /* last state change */
+    int64_t next_try; /* queued: when it is due */
+    int64_t lease;    /* sending: until when the claim holds */
     unsigned attempts;
-    const char *last_error; /* may be NULL */
-    int64_t size;           /* plaintext message bytes */
+    const char *last_error;    /* may be NULL */
+    int64_t size;              /* plaintext message bytes */
     const unsigned char *data; /* encrypted record; NULL once finished */
     size_t data_len;
 };
@@ -227,33 +228,33 @@ enum db_rc db_queue_purge(struct db *db, int64_t before) __attribute__((warn_unu
  */
 struct db_send {
     char id[DB_ID_MAX + 1];
-    int64_t user_id;                /* 0: created by an admin without --user */
-    char apikey_id[DB_ID_MAX + 1];  /* "" when not created through the API */
+    int64_t user_id;               /* 0: created by an admin without --user */
+    char apikey_id[DB_ID_MAX + 1]; /* "" when not created through the API */
     unsigned char token_hash[DB_HASH_BYTES];
     int64_t created;
     int64_t expires;
     int64_t max_downloads;
     int64_t downloads;
-    char protect[8];                /* none | code | mtan */
-    char state[12];                 /* DB_SEND_* */
-    int64_t attempts;               /* wrong codes since the last success or unlock */
-    int64_t failures;               /* wrong codes in total */
-    int64_t locked_until;           /* 0: not locked; INT64_MAX: for good */
-    int64_t destroyed;              /* when the file was destroyed; 0: still there */
-    int64_t size;                   /* plaintext bytes of the file */
+    char protect[8];      /* none | code | mtan */
+    char state[12];       /* DB_SEND_* */
+    int64_t attempts;     /* wrong codes since the last success or unlock */
+    int64_t failures;     /* wrong codes in total */
+    int64_t locked_until; /* 0: not locked; INT64_MAX: for good */
+    int64_t destroyed;    /* when the file was destroyed; 0: still there */
+    int64_t size;         /* plaintext bytes of the file */
     int64_t page_views;
-    int64_t sender_notified;        /* when the sender was told of the first download */
-    unsigned char *code_mac;        /* protect=code; NULL otherwise or once destroyed */
+    int64_t sender_notified; /* when the sender was told of the first download */
+    unsigned char *code_mac; /* protect=code; NULL otherwise or once destroyed */
     size_t code_mac_len;
-    unsigned char *wrapped_key;     /* file key wrapped by the token (+ code) */
+    unsigned char *wrapped_key; /* file key wrapped by the token (+ code) */
     size_t wrapped_key_len;
-    unsigned char *page;            /* page record sealed under the token */
+    unsigned char *page; /* page record sealed under the token */
     size_t page_len;
-    unsigned char *recipient;       /* recipient address sealed under the server key */
+    unsigned char *recipient; /* recipient address sealed under the server key */
     size_t recipient_len;
-    unsigned char *phone;           /* E.164 number sealed under the server key, or NULL */
+    unsigned char *phone; /* E.164 number sealed under the server key, or NULL */
     size_t phone_len;
-    unsigned char *mtan_mac;        /* current mTAN (issue 5), or NULL */
+    unsigned char *mtan_mac; /* current mTAN (issue 5), or NULL */
     size_t mtan_mac_len;
     int64_t mtan_expires;
     int64_t mtan_sends;
@@ -293,7 +294,8 @@ enum db_rc db_send_code_failed(struct db *db, const char *id, int64_t max_attemp
                                int64_t lock_until, int64_t hard_max, int64_t *attempts,
                                int64_t *locked_until) __attribute__((warn_unused_result));
 /* Clears attempts and an ended (temporary) lock. */
-enum db_rc db_send_attempts_reset(struct db *db, const char *id) __attribute__((warn_unused_result));
+enum db_rc db_send_attempts_reset(struct db *db, const char *id)
+    __attribute__((warn_unused_result));
 enum db_rc db_send_page_viewed(struct db *db, const char *id, int64_t *views)
     __attribute__((warn_unused_result));
 /* Claims the one "first download" mail: DB_OK once, DB_NOTFOUND after. */
@@ -398,10 +400,10 @@ enum db_rc db_sms_outbox_purge(struct db *db, int64_t before) __attribute__((war
 struct db_apikey {
     char id[DB_ID_MAX + 1];
     int64_t user_id;
-    char *label;                    /* may be NULL */
+    char *label; /* may be NULL */
     unsigned char hash[DB_HASH_BYTES];
     int64_t created;
-    int64_t revoked;                /* 0: valid */
+    int64_t revoked; /* 0: valid */
     int64_t last_used;
 };
 void db_apikey_clear(struct db_apikey *k);
@@ -423,7 +425,7 @@ struct db_idem {
     int64_t created;
     unsigned char fingerprint[DB_HASH_BYTES];
     int status;
-    unsigned char *response;        /* sealed under a key only the API key opens */
+    unsigned char *response; /* sealed under a key only the API key opens */
     size_t response_len;
 };
 void db_idem_clear(struct db_idem *r);

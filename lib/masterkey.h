@@ -20,7 +20,6 @@ int masterkey_create(const char *path) __attribute__((warn_unused_result));
 unsigned char *masterkey_load(const char *path);
 void masterkey_free(unsigned char *key);
 /* out: MASTERKEY_SUBKEY_BYTES; ctx: exactly 8 characters. */
-void masterkey_derive(const unsigned char *key, const char ctx[8], uint64_t id,
-                      unsigned char *out);
+void masterkey_derive(const unsigned char *key, const char ctx[8], uint64_t id, unsigned char *out);
 
 #endif

@@ -55,11 +55,28 @@ int parse_size(const char *s, uint64_t *out)
     switch (*s) {
     case '\0':
         break;
-    case 'k': case 'K': mul = 1024ULL; s++; break;
-    case 'm': case 'M': mul = 1024ULL * 1024; s++; break;
-    case 'g': case 'G': mul = 1024ULL * 1024 * 1024; s++; break;
-    case 't': case 'T': mul = 1024ULL * 1024 * 1024 * 1024; s++; break;
-    default: return -1;
+    case 'k':
+    case 'K':
+        mul = 1024ULL;
+        s++;
+        break;
+    case 'm':
+    case 'M':
+        mul = 1024ULL * 1024;
+        s++;
+        break;
+    case 'g':
+    case 'G':
+        mul = 1024ULL * 1024 * 1024;
+        s++;
+        break;
+    case 't':
+    case 'T':
+        mul = 1024ULL * 1024 * 1024 * 1024;
+        s++;
+        break;
+    default:
+        return -1;
     }
     if (*s == 'B' || *s == 'b')
         s++;
@@ -74,13 +91,30 @@ int parse_duration(const char *s, uint64_t *out)
     if (s == NULL || parse_digits(&s, &v) < 0)
         return -1;
     switch (*s) {
-    case '\0': break;
-    case 's': mul = 1; s++; break;
-    case 'm': mul = 60; s++; break;
-    case 'h': mul = 3600; s++; break;
-    case 'd': mul = 86400; s++; break;
-    case 'w': mul = 7 * 86400; s++; break;
-    default: return -1;
+    case '\0':
+        break;
+    case 's':
+        mul = 1;
+        s++;
+        break;
+    case 'm':
+        mul = 60;
+        s++;
+        break;
+    case 'h':
+        mul = 3600;
+        s++;
+        break;
+    case 'd':
+        mul = 86400;
+        s++;
+        break;
+    case 'w':
+        mul = 7 * 86400;
+        s++;
+        break;
+    default:
+        return -1;
     }
     if (*s != '\0')
         return -1;

@@ -112,7 +112,7 @@ struct sendlink {
     pthread_mutex_t stop_lock;
     pthread_cond_t stop_cond;
     int stopping;
-    char *style_hash; /* CSP hash of the page's style sheet */
+    char *style_hash;    /* CSP hash of the page's style sheet */
     struct sms_ref *sms; /* SMS routes of the current config */
     /* API rate limit: requests per API key in the current minute. */
     struct rate_slot *rates;

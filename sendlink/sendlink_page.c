@@ -94,7 +94,7 @@ struct page_text {
     const char *cross_site;
     const char *mtan_unavailable;
     const char *phone;
-    const char *mtan_sent;     /* %s: masked number, %u: minutes */
+    const char *mtan_sent; /* %s: masked number, %u: minutes */
     const char *mtan_expired;
     const char *mtan_capped;
     const char *mtan_refused;
@@ -367,8 +367,7 @@ static void public_path(const struct config *cfg, char *out, size_t outsz)
  */
 static enum MHD_Result page_main_ex(struct req *r, struct MHD_Connection *c, unsigned status,
                                     const struct page_text *t, const struct db_send *s,
-                                    const struct send_page *p, const char *notice,
-                                    const char *info)
+                                    const struct send_page *p, const char *notice, const char *info)
 {
     struct buf b = BUF_INIT;
     char size[64], until[64], base[512];
