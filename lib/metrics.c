@@ -185,6 +185,19 @@ int metrics_format(struct buf *b)
                 r |= buf_printf(b, "sealpost_%s %lld\n", table[k].name, (long long)table[k].v);
         }
     }
+    /* Families with no series yet are still named (a scrape right after
+     * start shows every family, never an empty page). */
+    for (size_t j = 0; j < sizeof(helps) / sizeof(helps[0]) && r == 0; j++) {
+        bool seen = false;
+        for (size_t i = 0; i < used && !seen; i++)
+            seen = strcmp(table[i].name, helps[j].name) == 0;
+        if (seen)
+            continue;
+        size_t n = strlen(helps[j].name);
+        bool counter = n > 6 && strcmp(helps[j].name + n - 6, "_total") == 0;
+        r |= buf_printf(b, "# HELP sealpost_%s %s\n# TYPE sealpost_%s %s\n", helps[j].name,
+                        helps[j].help, helps[j].name, counter ? "counter" : "gauge");
+    }
     pthread_mutex_unlock(&lock);
     return r ? -1 : 0;
 }

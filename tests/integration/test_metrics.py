@@ -31,7 +31,9 @@ def main():
         alice = inst.add_user("alice")
         inst.start_serve()
         text, before = scrape(inst)
-        tap.ok("metrics_served", "# TYPE" in text, text[:200])
+        # Right after start, before anything happened: every family named.
+        tap.ok("metrics_served", "# TYPE sealpost_messages_received_total counter" in text and
+               "# TYPE sealpost_queue_depth gauge" in text, text[:300])
         msg = b"Subject: metrics\r\nFrom: a@example.org\r\n\r\nhello\r\n"
         with smtplib.SMTP("127.0.0.1", inst.smtp_port, timeout=30) as c:
             c.sendmail("a@example.org", [alice["address"]], msg)
