@@ -83,6 +83,7 @@
 #include <stddef.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <string.h>
@@ -1053,6 +1054,23 @@ struct mime_parse {
     struct mime_limits lim;
 };
 
+/*
+ * Keeps the child off the CPU the caller runs on, where there is another:
+ * a socket wake-up puts the woken task on the waker's CPU, so the child
+ * would take turns with the caller there instead of parsing while the
+ * caller seals. Only a hint (set again before each message).
+ */
+static void pool_child_elsewhere(const struct pool_child *c)
+{
+    cpu_set_t set;
+    int cpu = sched_getcpu();
+    if (cpu < 0 || sched_getaffinity(0, sizeof(set), &set) != 0 || !CPU_ISSET(cpu, &set) ||
+        CPU_COUNT(&set) < 2)
+        return;
+    CPU_CLR(cpu, &set);
+    (void)sched_setaffinity(c->pid, sizeof(set), &set);
+}
+
 struct mime_parse *mime_parse_start(int fd, const struct mime_limits *lim)
 {
     struct mime_parse *mp = xcalloc(1, sizeof(*mp));
@@ -1060,9 +1078,13 @@ struct mime_parse *mime_parse_start(int fd, const struct mime_limits *lim)
     /* An idle child may have died since it was put back; the request then
      * fails before it parsed anything, and a new child gets the message. */
     struct pool_child *c = pool_get(lim);
+    if (c)
+        pool_child_elsewhere(c);
     if (c && pool_send(c, fd, lim) < 0) {
         (void)pool_child_end(c, true, now_ms() + MIME_POOL_REAP_MS);
         c = pool_spawn(lim);
+        if (c)
+            pool_child_elsewhere(c);
         if (c && pool_send(c, fd, lim) < 0) {
             msg_warn("-: mime parser not started: send: %s", strerror(errno));
             (void)pool_child_end(c, true, now_ms() + MIME_POOL_REAP_MS);
