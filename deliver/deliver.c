@@ -682,35 +682,25 @@ static enum sp_status item_open(struct deliver_pending *dl, struct item_out *it)
     return SP_OK;
 }
 
-static enum sp_status seal_original(struct deliver_pending *dl, int fd, const char *trace,
-                                    uint64_t *size)
+/* Appends the message bytes of fd to every item's open part. A large
+ * message is read from a read-only mapping of its memfd (no copy); a small
+ * one, or a descriptor that cannot be mapped, in chunks (an unmap costs
+ * every thread a TLB flush). */
+static enum sp_status copy_message(struct deliver_pending *dl, int fd, uint64_t *size)
 {
-    for (size_t i = 0; i < dl->n; i++)
-        if (vault_part_begin(dl->items[i].w, VAULT_PART_ORIGINAL) < 0)
-            return status_from_errno(errno);
-    *size = 0;
-    if (trace && *trace) {
-        if (all_writers(dl, w_write, trace, strlen(trace)) < 0)
-            return status_from_errno(dl->io_error);
-        *size += strlen(trace);
-    }
-    enum sp_status s = SP_OK;
-    /* A large message is sealed straight from a read-only mapping of its
-     * memfd (no copy); a small one, or a descriptor that cannot be mapped,
-     * is read in chunks (an unmap costs every thread a TLB flush). */
     struct stat st;
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= DELIVER_MAP_MIN) {
         void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
         if (m != MAP_FAILED) {
-            if (all_writers(dl, w_write, m, (size_t)st.st_size) < 0)
-                s = status_from_errno(dl->io_error);
+            int r = all_writers(dl, w_write, m, (size_t)st.st_size);
             munmap(m, (size_t)st.st_size);
+            if (r < 0)
+                return status_from_errno(dl->io_error);
             *size += (uint64_t)st.st_size;
-            if (s == SP_OK && all_writers(dl, w_end, NULL, 0) < 0)
-                s = status_from_errno(dl->io_error);
-            return s;
+            return SP_OK;
         }
     }
+    enum sp_status s = SP_OK;
     char *b = xmalloc(DELIVER_COPY_CHUNK);
     off_t off = 0;
     for (;;) {
@@ -733,6 +723,22 @@ static enum sp_status seal_original(struct deliver_pending *dl, int fd, const ch
     }
     sodium_memzero(b, DELIVER_COPY_CHUNK);
     free(b);
+    return s;
+}
+
+static enum sp_status seal_original(struct deliver_pending *dl, int fd, const char *trace,
+                                    uint64_t *size)
+{
+    for (size_t i = 0; i < dl->n; i++)
+        if (vault_part_begin(dl->items[i].w, VAULT_PART_ORIGINAL) < 0)
+            return status_from_errno(errno);
+    *size = 0;
+    if (trace && *trace) {
+        if (all_writers(dl, w_write, trace, strlen(trace)) < 0)
+            return status_from_errno(dl->io_error);
+        *size += strlen(trace);
+    }
+    enum sp_status s = copy_message(dl, fd, size);
     if (s == SP_OK && all_writers(dl, w_end, NULL, 0) < 0)
         s = status_from_errno(dl->io_error);
     return s;

@@ -80,23 +80,6 @@ static void data_flush(struct smtpd_data *d)
     d->wlen = 0;
 }
 
-static inline void data_emit(struct smtpd_data *d, char c)
-{
-    d->line_len++;
-    if (d->line_limit && d->line_len > d->line_limit)
-        d->flags |= DATA_F_LONG_LINE;
-    if (d->flags & (DATA_F_TOO_BIG | DATA_F_BARE_EOL | DATA_F_NUL | DATA_F_IO))
-        return; /* refused anyway: read on, keep nothing */
-    if (d->limit && d->size >= d->limit) {
-        d->flags |= DATA_F_TOO_BIG;
-        return;
-    }
-    d->size++;
-    d->wbuf[d->wlen++] = c;
-    if (d->wlen == SMTPD_DATA_WBUF)
-        data_flush(d);
-}
-
 /* Stores p[0..n) as data_emit would byte by byte, line length apart:
  * nothing once the message is refused, at most up to the size limit. */
 static void data_store(struct smtpd_data *d, const char *p, size_t n)
@@ -131,6 +114,13 @@ static inline void data_line_add(struct smtpd_data *d, size_t n)
     d->line_len += (unsigned)n;
     if (d->line_limit && d->line_len > d->line_limit)
         d->flags |= DATA_F_LONG_LINE;
+}
+
+/* One byte of the message, with the same outcome as in bulk. */
+static inline void data_emit(struct smtpd_data *d, char c)
+{
+    data_line_add(d, 1);
+    data_store(d, &c, 1);
 }
 
 /* Index of the first CR, LF or NUL in p[0..n), n if none: 16 bytes per
