@@ -2,30 +2,31 @@
  * deliver — one message into the vaults of its recipients (see deliver.h).
  *
  * Data flow: the message arrives in a memfd (never on persistent disk in
- * clear). deliver_prepare opens, for every recipient, one container file
- * under tmp/ and writes, in order: part 1, the sealed original (trace
- * headers + message bytes, sealed FIRST so that a parser failure can only
- * ever degrade to "original only, flagged"); then the parts the isolated
+ * clear). deliver_prepare creates, for every recipient, one container
+ * file under its final name in blobs/XX/ and writes, in order: part 1,
+ * the sealed original (trace headers + message bytes, sealed FIRST so
+ * that a parser failure can only ever degrade to "original only,
+ * flagged"); then the parts the isolated
  * MIME child finds (the child starts parsing before the sealing and works
  * meanwhile; its records are only taken after part 1 is written); then it
  * seals the metadata record (it goes into the database row).
  * deliver_commit takes one or more such pending messages (group commit:
  * smtpd's committer thread hands it every message that finished while the
  * previous batch was being committed) and makes them durable: an fsync per
- * container and its rename into blobs/XX/, an fsync per blob directory
- * used, one transaction for every row of the batch.
+ * container, an fsync per blob directory used, one transaction for every
+ * row of the batch.
  *
  * Crash reasoning (RULES.md 1, STYLE.md 14): an item exists only when its
- * row is committed. Before the commit a crash leaves temp files, or
- * renamed blobs that no row names: invisible to readers, and removed by
- * deliver_cleanup after DELIVER_ORPHAN_GRACE. The rows are inserted only after every blob file
- * of the batch and every directory holding one were fsynced, so a
- * committed row always names a whole, durable container. SQLite runs WAL
- * with synchronous=FULL, so COMMIT returns after the WAL is on disk. Only
- * then does the caller answer 250 / exit 0. A failed fsync is never
- * retried: the messages it touches become temporary failures, and a
- * failed commit fails every message of its batch (none of it is
- * acknowledged).
+ * row is committed. Before the commit a crash leaves blobs that no row
+ * names (whole or cut short): invisible to readers, who find blobs only
+ * through rows, and removed by deliver_cleanup after DELIVER_ORPHAN_GRACE.
+ * The rows are inserted only after every blob file of the batch and every
+ * directory holding one were fsynced, so a committed row always names a
+ * whole, durable container. SQLite runs WAL with synchronous=FULL, so
+ * COMMIT returns after the WAL is on disk. Only then does the caller
+ * answer 250 / exit 0. A failed fsync is never retried: the messages it
+ * touches become temporary failures, and a failed commit fails every
+ * message of its batch (none of it is acknowledged).
  *
  * Trusts: the recipients (resolved by deliver_rcpt_check) and the config.
  * The message is hostile and only ever touched by the MIME child.
@@ -422,9 +423,8 @@ struct item_out {
     unsigned char *key; /* locked */
     unsigned char sealed_key[VAULT_SEALED_KEY_BYTES];
     char *dir;  /* blobs/XX */
-    char *path; /* ours: tmp/blob.tmp, then blobs/XX/blob once renamed */
-    char *final_path;
-    FILE *f; /* open until the commit has synced it */
+    char *path; /* blobs/XX/blob: ours, unlinked unless committed */
+    FILE *f;    /* open until the commit has synced it */
     struct vault_writer *w;
     bool keep; /* committed: the file stays */
     unsigned char *meta;
@@ -537,7 +537,6 @@ void deliver_pending_free(struct deliver_pending *dl)
         free(it->user_name);
         free(it->dir);
         free(it->path);
-        free(it->final_path);
         free(it->meta);
     }
     free(dl->items);
@@ -630,10 +629,12 @@ static char *meta_build(const struct deliver_pending *dl, const struct item_out 
 }
 
 /*
- * Creates the container of one recipient under tmp/ and starts it (the
- * commit renames it into blobs/XX/, made here if missing). Only a committed
- * row makes an item: a crash before the commit leaves a temp file or an
- * unreferenced blob for deliver_cleanup.
+ * Creates the container of one recipient under its final name in
+ * blobs/XX/ (made here if missing) and starts it. Only a committed row
+ * makes an item: a crash before the commit leaves an unreferenced blob for
+ * deliver_cleanup, and readers find blobs only through rows. (No rename:
+ * the file's own fsync then carries its directory entry on most file
+ * systems, so the commit's directory fsync finds little left to write.)
  */
 static enum sp_status item_open(struct deliver_pending *dl, struct item_out *it)
 {
@@ -661,8 +662,7 @@ static enum sp_status item_open(struct deliver_pending *dl, struct item_out *it)
         msg_error("deliver: mkdir %s: %s", it->dir, strerror(e));
         return status_from_errno(e);
     }
-    it->final_path = xasprintf("%s/%s", it->dir, it->blob);
-    char *path = xasprintf("%s/%s.tmp", d->tmp_dir, it->blob);
+    char *path = xasprintf("%s/%s", it->dir, it->blob);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         int e = errno;
@@ -841,7 +841,10 @@ enum sp_status deliver_prepare(struct deliver_ctx *d, int fd, const struct rcpt 
 
     mime_parse_abandon(mp); /* only when this failed before the parse's result */
 
-    /* Metadata records, then the files are finished (durable at the commit). */
+    /* The files are finished first, so their write-back runs while the
+     * metadata records (kept in the rows) are sealed; durable at the commit. */
+    for (size_t i = 0; i < n && s == SP_OK; i++)
+        s = item_finish(&dl->items[i]);
     for (size_t i = 0; i < n && s == SP_OK; i++) {
         struct item_out *it = &dl->items[i];
         char *m = meta_build(dl, it, a, dl->received, dl->original_size, dl->flags);
@@ -850,8 +853,6 @@ enum sp_status deliver_prepare(struct deliver_ctx *d, int fd, const struct rcpt 
             s = SP_TEMPFAIL;
         sodium_memzero(m, strlen(m));
         free(m);
-        if (s == SP_OK)
-            s = item_finish(it);
         item_key_free(it->key); /* sealed into sealed_key; not needed any more */
         it->key = NULL;
         it->rcpt = NULL;
@@ -866,8 +867,8 @@ enum sp_status deliver_prepare(struct deliver_ctx *d, int fd, const struct rcpt 
     return SP_OK;
 }
 
-/* Makes one container's bytes durable and moves it under its final name
- * (its directory entry is made durable later, per directory). */
+/* Makes one container's bytes durable (its directory entry is made durable
+ * later, per directory). */
 static enum sp_status item_sync(const char *qid, struct item_out *it)
 {
     int fd = fileno(it->f);
@@ -884,14 +885,6 @@ static enum sp_status item_sync(const char *qid, struct item_out *it)
     it->f = NULL;
     if (fclose(f) != 0)
         return status_from_errno(errno);
-    if (rename(it->path, it->final_path) < 0) {
-        int e = errno;
-        msg_error("%s: rename to %s: %s", qid, it->final_path, strerror(e));
-        return status_from_errno(e);
-    }
-    free(it->path);
-    it->path = it->final_path; /* still ours: unlinked unless committed */
-    it->final_path = NULL;
     return SP_OK;
 }
 

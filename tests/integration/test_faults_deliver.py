@@ -2,7 +2,8 @@
 """Fault injection across a whole `sealpost deliver` (RULES.md 1, DESIGN.md 6).
 
 The shim tests/faultinject/faultinject.c ($BUILD/faultinject.so, preloaded)
-makes the Nth write, fsync, rename, open or malloc fail. For each kind, a
+makes the Nth write, fsync, open or malloc fail (a delivery renames
+nothing: containers are written under their final names). For each kind, a
 dry run counts the eligible calls of one delivery (file calls only under the
 data directory), then N walks across all of them (a sample for malloc,
 which has thousands). After every run:
@@ -314,7 +315,6 @@ def run(t, inst, rng):
     walk_file_op(t, w, "write", data_dir)
     walk_file_op(t, w, "write", data_dir, errno_name="ENOSPC", label="write-enospc")
     walk_file_op(t, w, "fsync", data_dir)
-    walk_file_op(t, w, "rename", data_dir)
     walk_file_op(t, w, "open", data_dir)
     walk_file_op(t, w, "write", "sealpost.db", label="write-sqlite")
     walk_file_op(t, w, "fsync", "sealpost.db", label="fsync-sqlite")
@@ -326,7 +326,7 @@ def run(t, inst, rng):
     # up while a message streams in).
     p, _, _, _, _, _ = w.deliver("full", 0, {"FAULT_OP": "write", "FAULT_N": "0",
                                              "FAULT_PATH": data_dir})
-    first = [k for k, fn, tg in p.trace if k and tg.startswith(data_dir + "/tmp/")]
+    first = [k for k, fn, tg in p.trace if k and tg.startswith(data_dir + "/blobs/")]
     items = inst.vault_list("victim")
     w.count, w.ids = len(items), {it["id"] for it in items}
     p, _, fired, subj, body, data = w.deliver("full", 1, {
