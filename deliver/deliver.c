@@ -709,14 +709,15 @@ static enum sp_status item_open(struct deliver_pending *dl, struct item_out *it)
 }
 
 /* Appends the message bytes of fd to every item's open part. A large
- * message is read from a read-only mapping of its memfd (no copy); a small
- * one, or a descriptor that cannot be mapped, in chunks (an unmap costs
- * every thread a TLB flush). */
+ * message is read from a read-only mapping of its memfd (no copy; mapped
+ * whole at once, not a page fault at a time); a small one, or a descriptor
+ * that cannot be mapped, in chunks (an unmap costs every thread a TLB
+ * flush). */
 static enum sp_status copy_message(struct deliver_pending *dl, int fd, uint64_t *size)
 {
     struct stat st;
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= DELIVER_MAP_MIN) {
-        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
         if (m != MAP_FAILED) {
             int r = all_writers(dl, w_write, m, (size_t)st.st_size);
             munmap(m, (size_t)st.st_size);
