@@ -460,19 +460,27 @@ struct deliver_pending {
  * Starts the write-back of what the containers hold so far, once a part
  * ended and enough was written since the last start: the disk then works
  * while the next part is sealed, and the commit's fsync finds less to
- * write (1 MiB, one session: ~10% more messages/s). Only a hint: errors
- * surface in the commit's fsync.
+ * write (1 MiB, one session: ~10% more messages/s). The write-back itself
+ * is only a hint (its errors surface in the commit's fsync), but the
+ * flush of our buffer is a write like any other: if it fails, the
+ * delivery fails (dl->io_error), never a later retry that succeeds.
  */
-static void items_writeback(struct deliver_pending *dl)
+static int items_writeback(struct deliver_pending *dl)
 {
     for (size_t i = 0; i < dl->n; i++) {
         struct item_out *it = &dl->items[i];
         uint64_t at = it->w ? vault_writer_offset(it->w) : 0;
-        if (it->f == NULL || at < it->wb_mark + DELIVER_WRITEBACK_MIN || fflush(it->f) != 0)
+        if (it->f == NULL || at < it->wb_mark + DELIVER_WRITEBACK_MIN)
             continue;
+        if (fflush(it->f) != 0) {
+            if (!dl->io_error)
+                dl->io_error = errno ? errno : EIO;
+            return -1;
+        }
         (void)sync_file_range(fileno(it->f), 0, 0, SYNC_FILE_RANGE_WRITE);
         it->wb_mark = at;
     }
+    return 0;
 }
 
 static int all_writers(struct deliver_pending *dl,
@@ -542,9 +550,7 @@ static int sink_part_data(void *ctx, const void *p, size_t n)
 static int sink_part_end(void *ctx)
 {
     int r = all_writers(ctx, w_end, NULL, 0);
-    if (r == 0)
-        items_writeback(ctx);
-    return r;
+    return r == 0 ? items_writeback(ctx) : r;
 }
 
 void deliver_pending_free(struct deliver_pending *dl)
@@ -836,8 +842,8 @@ enum sp_status deliver_prepare(struct deliver_ctx *d, int fd, const struct rcpt 
     }
     if (s == SP_OK)
         s = seal_original(dl, fd, a ? a->trace : NULL, &dl->original_size);
-    if (s == SP_OK)
-        items_writeback(dl);
+    if (s == SP_OK && items_writeback(dl) < 0)
+        s = status_from_errno(dl->io_error);
 
     /* Its result; a failure degrades to "original only, flagged". */
     if (s == SP_OK) {
