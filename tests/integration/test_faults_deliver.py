@@ -56,7 +56,10 @@ SUBJECT_RE = re.compile(r"^fault (\S+) (\d+) ([0-9a-f]{16})$")
 
 
 def make_message(tag, n, rng):
-    data = rng.randbytes(rng.randint(70 * 1024, 140 * 1024))  # two vault chunks
+    # Two vault chunks, and original + attachment past deliver.c's
+    # DELIVER_WRITEBACK_MIN (256 KiB), so every walk meets an early
+    # write-back (its flush is a write that may fail too).
+    data = rng.randbytes(rng.randint(120 * 1024, 160 * 1024))
     nonce = rng.randbytes(8).hex()
     body = f"Fault run {tag} {n}, nonce {nonce}.\r\n"
     b = f"=_fault_{nonce}"
