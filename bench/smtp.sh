@@ -28,6 +28,15 @@
 # BENCH_PF_PORT (2526), BENCH_KEEP=1 keeps the temp dir, BENCH_ONLY=
 # "sealpost" or "postfix" runs one peer, BENCH_SKIP_IDLE=1, BENCH_SP_BIN=
 # another sealpost binary (before/after comparisons).
+#
+# Paired rounds of two sealpost binaries (small changes drown in the run to
+# run spread of a whole table on a shared host):
+#   sudo BENCH_AB=/path/to/old/sealpost bench/smtp.sh
+# runs, per size and concurrency, BENCH_AB_ROUNDS (10) rounds of one
+# smtp-source run against each binary (a fresh `serve` on the same data
+# dir each time, the order flipping every round) and prints the median of
+# the per-round ratios new/old (new = this tree's build, or BENCH_SP_BIN).
+# No Postfix and no idle test in this mode.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -44,6 +53,8 @@ ONLY=${BENCH_ONLY:-}
 PY=/usr/bin/python3
 # Largest message the large runs send, for Postfix's message_size_limit.
 PF_SIZE_LIMIT=$((64 * 1024 * 1024))
+# Messages each binary gets before paired rounds start (BENCH_AB).
+AB_WARMUP=300
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "smtp.sh: $*"; exit 1; }
@@ -191,10 +202,10 @@ EOF
         $PY -c 'import json,sys; print(json.load(sys.stdin)["address"])')
 }
 
-sp_start() {
+sp_start() { # [binary]
     port_busy "$SP_PORT" && die "127.0.0.1:$SP_PORT is taken (BENCH_SP_PORT=)"
     ulimit -n $((IDLE_CONNS * 2 + 1024))
-    "$SP" -c "$SPD/sealpost.conf" serve >>"$SPD/serve.log" 2>&1 &
+    "${1:-$SP}" -c "$SPD/sealpost.conf" serve >>"$SPD/serve.log" 2>&1 &
     SERVE_PID=$!
     wait_port "$SP_PORT"
 }
@@ -249,12 +260,61 @@ run_one() { # peer size conc msgs -> msgs/s on stdout
     awk -v m="$msgs" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f\n", m / (b - a) }'
 }
 
-median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END {
-    if (NR == 0) exit; if (NR % 2) printf "%.1f\n", v[(NR+1)/2]; else printf "%.1f\n", (v[NR/2]+v[NR/2+1])/2 }'; }
+median() { # [printf format]
+    tr ' ' '\n' | grep . | sort -g | awk -v f="${1:-%.1f}\n" '{v[NR]=$1} END {
+    if (NR == 0) exit; if (NR % 2) printf f, v[(NR+1)/2]; else printf f, (v[NR/2]+v[NR/2+1])/2 }'; }
 
 human() { [ "$1" -ge 1048576 ] && echo "$(($1 / 1048576)) MiB" || echo "$(($1 / 1024)) KiB"; }
 
+# ---- 5. paired rounds of two sealpost binaries ----
+ab_mode() {
+    local old=$1 rounds=${BENCH_AB_ROUNDS:-10} size conc msgs r bin v a b
+    [ -x "$old" ] || die "BENCH_AB=$old is not an executable"
+    sp_setup
+    echo "## Machine"
+    facts
+    echo "- old binary: $old"
+    echo
+    echo "## Paired rounds (messages/s; new = $SP)"
+    echo
+    # Warm-up, not counted: the first runs on a fresh data dir are slow
+    # for whichever binary comes first.
+    for bin in "$old" "$SP"; do
+        sp_start "$bin"
+        run_one sealpost 10240 1 "$AB_WARMUP" >/dev/null
+        sp_stop
+    done
+    echo "| size | sessions | msgs/run | rounds | old (median) | new (median) | new/old (median of rounds) | new/old per round |"
+    echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+    for size in $SIZES; do
+        if [ "$size" -ge 1048576 ]; then msgs=$MSGS_LARGE; else msgs=$MSGS_SMALL; fi
+        for conc in $CONCS; do
+            local olds="" news="" ratios=""
+            for r in $(seq 1 "$rounds"); do
+                a="" b=""
+                for bin in $([ $((r % 2)) = 1 ] && echo "$old $SP" || echo "$SP $old"); do
+                    sp_start "$bin"
+                    v=$(run_one sealpost "$size" "$conc" "$msgs")
+                    sp_stop
+                    if [ "$bin" = "$old" ]; then a=$v; else b=$v; fi
+                    say "size=$size conc=$conc round=$r $([ "$bin" = "$old" ] && echo old || echo new)=$v msg/s"
+                done
+                olds="$olds $a" news="$news $b"
+                ratios="$ratios $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", b / a }')"
+            done
+            echo "| $(human "$size") | $conc | $msgs | $rounds | $(echo "$olds" | median) |" \
+                "$(echo "$news" | median) | $(echo "$ratios" | median %.3f) |$ratios |"
+        done
+    done
+    echo
+    echo "Command: BENCH_AB=$old BENCH_AB_ROUNDS=$rounds BENCH_SIZES=\"$SIZES\" BENCH_CONCS=\"$CONCS\" BENCH_MSGS_SMALL=$MSGS_SMALL BENCH_MSGS_LARGE=$MSGS_LARGE bench/smtp.sh"
+}
+
 say "temp dir: $TMP"
+if [ -n "${BENCH_AB:-}" ]; then
+    ab_mode "$BENCH_AB"
+    exit 0
+fi
 [ "$ONLY" = postfix ] || sp_setup
 [ "$ONLY" = sealpost ] || pf_setup
 
