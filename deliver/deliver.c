@@ -2,19 +2,18 @@
  * deliver — one message into the vaults of its recipients (see deliver.h).
  *
  * Data flow: the message arrives in a memfd (never on persistent disk in
- * clear). deliver_prepare creates, for every recipient, one container
- * file under its final name in blobs/XX/ and writes, in order: part 1,
- * the sealed original (trace headers + message bytes, sealed FIRST so
- * that a parser failure can only ever degrade to "original only,
- * flagged"); then the parts the isolated
- * MIME child finds (the child starts parsing before the sealing and works
- * meanwhile; its records are only taken after part 1 is written); then it
- * seals the metadata record (it goes into the database row).
- * deliver_commit takes one or more such pending messages (group commit:
- * smtpd's committer thread hands it every message that finished while the
- * previous batch was being committed) and makes them durable: an fsync per
- * container, an fsync per blob directory used, one transaction for every
- * row of the batch.
+ * clear). deliver_prepare creates, for every recipient, one container file
+ * under its final name in blobs/XX/ and writes, in order: part 1, the
+ * sealed original (trace headers + message bytes, sealed FIRST so that a
+ * parser failure can only ever degrade to "original only, flagged"); then
+ * the parts the isolated MIME child finds (the child starts parsing before
+ * the sealing and works meanwhile; its records are only taken after part 1
+ * is written); then it seals the metadata record (it goes into the
+ * database row). deliver_commit takes one or more such pending messages
+ * (group commit: smtpd's committer thread hands it every message that
+ * finished while the previous batch was being committed) and makes them
+ * durable: an fsync per container, an fsync per blob directory used, one
+ * transaction for every row of the batch.
  *
  * Crash reasoning (RULES.md 1, STYLE.md 14): an item exists only when its
  * row is committed. Before the commit a crash leaves blobs that no row
