@@ -81,8 +81,6 @@
 #define DELIVER_CLEANUP_LOCK_TRIES 50
 #define DELIVER_CLEANUP_LOCK_WAIT_US 100000
 
-_Static_assert(DELIVER_PUBKEY_BYTES == DB_PUBKEY_BYTES, "one size of public key");
-
 struct deliver_ctx {
     struct config *cfg;
     struct db *db;
@@ -262,8 +260,6 @@ enum sp_status deliver_rcpt_check(struct deliver_ctx *d, const char *address, ui
     tag = NULL;
     out->user_id = u.id;
     out->user_name = xstrdup(u.name);
-    memcpy(out->public_key, u.public_key, sizeof(out->public_key));
-    out->has_key = true;
 done:
     db_user_clear(&u);
     free(local);
@@ -675,14 +671,11 @@ static enum sp_status item_open(struct deliver_pending *dl, struct item_out *it)
 {
     struct deliver_ctx *d = dl->d;
     struct db_user u = {0};
-    const struct rcpt *rc = it->rcpt;
-    if (!rc->has_key || rc->user_name == NULL) { /* not from deliver_rcpt_check */
-        enum db_rc r = db_user_get_by_id(d->db, rc->user_id, &u);
-        if (r != DB_OK)
-            return r == DB_NOTFOUND ? SP_UNKNOWN_USER : status_from_db(r);
-    }
-    it->user_id = rc->user_id;
-    it->user_name = xstrdup(rc->user_name ? rc->user_name : u.name);
+    enum db_rc r = db_user_get_by_id(d->db, it->rcpt->user_id, &u);
+    if (r != DB_OK)
+        return r == DB_NOTFOUND ? SP_UNKNOWN_USER : status_from_db(r);
+    it->user_id = it->rcpt->user_id;
+    it->user_name = xstrdup(it->rcpt->user_name ? it->rcpt->user_name : u.name);
     rand_id(it->id);
     blob_id_new(it->blob);
     it->key = item_key_new();
@@ -691,7 +684,7 @@ static enum sp_status item_open(struct deliver_pending *dl, struct item_out *it)
         return SP_TEMPFAIL;
     }
     vault_key_new(it->key);
-    vault_key_seal(it->key, rc->has_key ? rc->public_key : u.public_key, it->sealed_key);
+    vault_key_seal(it->key, u.public_key, it->sealed_key);
     db_user_clear(&u);
     it->dir = xasprintf("%s/%.*s", d->blobs_dir, BLOB_PREFIX_LEN, it->blob);
     if (!blob_dir_known(d, blob_dir_index(it->blob)) && mkdir(it->dir, 0700) < 0 &&

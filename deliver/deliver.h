@@ -18,11 +18,8 @@
 #include "lib/status.h"
 #include "policy/config.h"
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#define DELIVER_PUBKEY_BYTES 32 /* X25519 (crypto_box_PUBLICKEYBYTES) */
 
 struct deliver_ctx;
 
@@ -36,10 +33,6 @@ struct rcpt {
     char *tag;     /* the +tag, or NULL */
     int64_t user_id;
     char *user_name;
-    /* The user's public key as deliver_rcpt_check read it (a user's key
-     * pair never changes), so the delivery need not read the user again. */
-    unsigned char public_key[DELIVER_PUBKEY_BYTES];
-    bool has_key;
 };
 void rcpt_clear(struct rcpt *r);
 
