@@ -141,6 +141,21 @@ fail:
     return NULL;
 }
 
+void deliver_defer_checkpoints(struct deliver_ctx *d)
+{
+    db_defer_checkpoints(d->db);
+}
+
+bool deliver_checkpoint_wanted(const struct deliver_ctx *d)
+{
+    return db_checkpoint_wanted(d->db);
+}
+
+void deliver_checkpoint(struct deliver_ctx *d)
+{
+    db_checkpoint(d->db);
+}
+
 void deliver_close(struct deliver_ctx *d)
 {
     if (d == NULL)

@@ -26,6 +26,12 @@ struct deliver_ctx;
 /* One per thread (it holds a store connection). Takes a config reference. */
 struct deliver_ctx *deliver_open(struct config *cfg, char **err);
 void deliver_close(struct deliver_ctx *d);
+/* Store checkpoints (lib/db.h "Checkpoints off the commit path"): d's
+ * commits leave them to deliver_checkpoint on another context, called
+ * when deliver_checkpoint_wanted(d) says the WAL is long enough. */
+void deliver_defer_checkpoints(struct deliver_ctx *d);
+bool deliver_checkpoint_wanted(const struct deliver_ctx *d);
+void deliver_checkpoint(struct deliver_ctx *d);
 
 /* A resolved recipient. */
 struct rcpt {

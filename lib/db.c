@@ -266,6 +266,33 @@ void db_close(struct db *db)
     free(db);
 }
 
+/* The WAL hook of a connection with deferred checkpoints (it replaces
+ * SQLite's, which checkpoints here at DB_CHECKPOINT_PAGES). */
+static int db_wal_noted(void *arg, sqlite3 *h, const char *name, int pages)
+{
+    ((struct db *)arg)->wal_pages = pages;
+    if (pages >= DB_CHECKPOINT_PAGES_MAX)
+        (void)sqlite3_wal_checkpoint(h, name); /* nobody else did it */
+    return SQLITE_OK;
+}
+
+void db_defer_checkpoints(struct db *db)
+{
+    sqlite3_wal_hook(db->h, db_wal_noted, db);
+}
+
+bool db_checkpoint_wanted(const struct db *db)
+{
+    return db->wal_pages >= DB_CHECKPOINT_PAGES;
+}
+
+void db_checkpoint(struct db *db)
+{
+    int rc = sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) /* busy: another one runs */
+        msg_warn("db: checkpoint: %s", sqlite3_errmsg(db->h));
+}
+
 enum db_rc db_begin(struct db *db)
 {
     return db_stmt_exec(db, db_stmt(db, SQL_BEGIN), "begin");

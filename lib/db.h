@@ -15,6 +15,7 @@
 #ifndef SEALPOST_DB_H
 #define SEALPOST_DB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,6 +45,24 @@ int db_schema_version(struct db *db);
 enum db_rc db_begin(struct db *db) __attribute__((warn_unused_result));
 enum db_rc db_commit(struct db *db) __attribute__((warn_unused_result));
 void db_rollback(struct db *db);
+
+/*
+ * Checkpoints off the commit path. SQLite's own checkpoint runs inside the
+ * COMMIT that takes the WAL past DB_CHECKPOINT_PAGES: one commit in many
+ * then also copies the WAL into the database and fsyncs it (milliseconds,
+ * more the larger the store). After db_defer_checkpoints, this
+ * connection's commits only note the WAL's length; db_checkpoint_wanted
+ * says when it has passed DB_CHECKPOINT_PAGES, and db_checkpoint, on any
+ * connection (another thread's), runs a PASSIVE checkpoint, which never
+ * waits for readers or writers. Should that fall behind, a commit that
+ * takes the WAL past DB_CHECKPOINT_PAGES_MAX checkpoints itself, as SQLite
+ * would, so the WAL stays bounded.
+ */
+#define DB_CHECKPOINT_PAGES 1000
+#define DB_CHECKPOINT_PAGES_MAX (4 * DB_CHECKPOINT_PAGES)
+void db_defer_checkpoints(struct db *db);
+bool db_checkpoint_wanted(const struct db *db);
+void db_checkpoint(struct db *db);
 
 /* ---- users ---- */
 

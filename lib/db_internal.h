@@ -27,6 +27,7 @@ struct db_stmt_slot {
 struct db {
     sqlite3 *h;
     struct db_stmt_slot cache[DB_STMT_CACHE];
+    int wal_pages; /* checkpoints deferred: the WAL's length after the last commit */
 };
 
 /* migrations[i] brings schema version i to i + 1 (lib/db_schema.c). */

@@ -21,6 +21,12 @@
  * message whose transaction committed, and 4xx for every message of a
  * batch that failed. While one batch commits the next one gathers.
  *
+ * Checkpoints: the committer's commits never copy the WAL into the
+ * database (lib/db.h "Checkpoints off the commit path"). When its WAL is
+ * long enough it asks the checkpointer thread, which runs the checkpoint
+ * on a store connection of its own while batches go on committing, so no
+ * session waits for it.
+ *
  * Workers and the committer touch only the job (their own copies of every
  * string), never the session.
  */
@@ -62,6 +68,14 @@ struct smtpd_pool {
     pthread_cond_t commit_cond;
     struct commit_item *c_head, *c_tail;
     bool commit_stop;
+    /* The checkpointer, under lock too. A request is the config (one
+     * reference) of the store to checkpoint, kept until it is done: one at
+     * a time. */
+    pthread_t checkpointer;
+    bool checkpointer_started;
+    pthread_cond_t ckpt_cond;
+    struct config *ckpt_cfg;
+    bool ckpt_stop;
 };
 
 struct worker {
@@ -176,6 +190,45 @@ static void done_push(struct smtpd_pool *p, struct smtpd_job **jobs, size_t n)
         ;
 }
 
+/* After a commit: asks for a checkpoint of the store cfg names when the
+ * committer's WAL is long enough and none is asked for or running. */
+static void checkpoint_ask(struct smtpd_pool *p, struct deliver_ctx *dc, struct config *cfg)
+{
+    if (!deliver_checkpoint_wanted(dc))
+        return;
+    pthread_mutex_lock(&p->lock);
+    if (p->checkpointer_started && p->ckpt_cfg == NULL) {
+        p->ckpt_cfg = config_ref(cfg);
+        pthread_cond_signal(&p->ckpt_cond);
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void *checkpointer_main(void *arg)
+{
+    struct smtpd_pool *p = arg;
+    struct worker w = {0};
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        while (p->ckpt_cfg == NULL && !p->ckpt_stop)
+            pthread_cond_wait(&p->ckpt_cond, &p->lock);
+        if (p->ckpt_stop)
+            break;
+        struct config *cfg = p->ckpt_cfg;
+        pthread_mutex_unlock(&p->lock);
+        struct deliver_ctx *dc = worker_ctx(&w, cfg);
+        if (dc)
+            deliver_checkpoint(dc);
+        pthread_mutex_lock(&p->lock);
+        config_unref(p->ckpt_cfg);
+        p->ckpt_cfg = NULL;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (w.dc)
+        deliver_close(w.dc);
+    return NULL;
+}
+
 static void *committer_main(void *arg)
 {
     struct smtpd_pool *p = arg;
@@ -218,11 +271,14 @@ static void *committer_main(void *arg)
                 st[i] = SP_TEMPFAIL;
             }
         } else {
+            deliver_defer_checkpoints(dc);
             deliver_commit(dc, pv, n, st);
         }
         for (size_t i = 0; i < n; i++)
             jobs[i]->status = st[i];
         done_push(p, jobs, n);
+        if (dc)
+            checkpoint_ask(p, dc, cfg);
     }
     if (w.dc)
         deliver_close(w.dc);
@@ -270,6 +326,7 @@ struct smtpd_pool *smtpd_pool_new(unsigned workers)
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
     pthread_cond_init(&p->commit_cond, NULL);
+    pthread_cond_init(&p->ckpt_cond, NULL);
     p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (p->efd < 0)
         msg_fatal("eventfd: %s", strerror(errno));
@@ -278,6 +335,14 @@ struct smtpd_pool *smtpd_pool_new(unsigned workers)
 
 int smtpd_pool_start(struct smtpd_pool *p, char **err)
 {
+    if (!p->checkpointer_started) {
+        int rc = pthread_create(&p->checkpointer, NULL, checkpointer_main, p);
+        if (rc != 0) {
+            *err = xasprintf("cannot start the checkpointer thread: %s", strerror(rc));
+            return -1;
+        }
+        p->checkpointer_started = true;
+    }
     if (!p->committer_started) {
         int rc = pthread_create(&p->committer, NULL, committer_main, p);
         if (rc != 0) {
@@ -358,6 +423,19 @@ void smtpd_pool_stop(struct smtpd_pool *p)
         pthread_join(p->committer, NULL);
         p->committer_started = false;
     }
+    /* Nothing commits any more: a checkpoint asked for is not needed (the
+     * store's last connection to close checkpoints anyway). */
+    if (p->checkpointer_started) {
+        pthread_mutex_lock(&p->lock);
+        p->ckpt_stop = true;
+        pthread_cond_broadcast(&p->ckpt_cond);
+        pthread_mutex_unlock(&p->lock);
+        pthread_join(p->checkpointer, NULL);
+        p->checkpointer_started = false;
+        config_unref(p->ckpt_cfg);
+        p->ckpt_cfg = NULL;
+        p->ckpt_stop = false;
+    }
 }
 
 void smtpd_pool_free(struct smtpd_pool *p)
@@ -384,6 +462,7 @@ void smtpd_pool_free(struct smtpd_pool *p)
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->cond);
     pthread_cond_destroy(&p->commit_cond);
+    pthread_cond_destroy(&p->ckpt_cond);
     free(p->threads);
     free(p);
 }

@@ -1,7 +1,8 @@
 /*
  * test_db — the SQLite store on a real database file: schema creation and
  * re-open, users, addresses (retired ones never reused), items and usage,
- * and the usage counter's migration over a store that already has items.
+ * the usage counter's migration over a store that already has items, and
+ * checkpoints deferred out of a connection's commits.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -249,12 +250,83 @@ static void test_usage_migration(void **state)
     free(old);
 }
 
+/* Inserts one row of `bytes` random bytes in a transaction of its own. */
+static void fill_row(struct db *db, int bytes)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(
+        sqlite3_prepare_v2(db->h, "INSERT INTO fill VALUES (randomblob(?))", -1, &st, NULL),
+        SQLITE_OK);
+    sqlite3_bind_int(st, 1, bytes);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+}
+
+/*
+ * A connection with deferred checkpoints never checkpoints in its commits
+ * below DB_CHECKPOINT_PAGES_MAX: its WAL grows past DB_CHECKPOINT_PAGES
+ * (where SQLite's own hook would have started it over) until a checkpoint
+ * on another connection, after which its next commit starts the WAL over.
+ * With nobody checkpointing, it checkpoints itself at the bound. Nothing
+ * committed is lost.
+ */
+static void test_deferred_checkpoints(void **state)
+{
+    (void)state;
+    char *p = xasprintf("%s/checkpoints.db", dir);
+    struct db *db, *other;
+    assert_int_equal(db_open(p, &db), DB_OK);
+    assert_int_equal(db_open(p, &other), DB_OK);
+    db_defer_checkpoints(db);
+    assert_int_equal(sqlite3_exec(db->h, "CREATE TABLE fill (b BLOB)", NULL, NULL, NULL),
+                     SQLITE_OK);
+    int rows = 0, last = 0;
+    while (!db_checkpoint_wanted(db) && rows < 4 * DB_CHECKPOINT_PAGES) {
+        fill_row(db, 8000); /* a row with two overflow pages */
+        rows++;
+        assert_true(db->wal_pages > last); /* grows: never started over */
+        last = db->wal_pages;
+    }
+    assert_true(db_checkpoint_wanted(db));
+    for (int i = 0; i < 20; i++, rows++) /* past the point, still no checkpoint */
+        fill_row(db, 8000);
+    assert_true(db->wal_pages > last);
+
+    db_checkpoint(other);
+    fill_row(db, 8000);
+    rows++;
+    assert_true(db->wal_pages < 16);
+    assert_false(db_checkpoint_wanted(db));
+
+    /* Nobody checkpoints: the commit that reaches the bound does. */
+    bool restarted = false;
+    last = db->wal_pages;
+    for (int i = 0; i < 4 * DB_CHECKPOINT_PAGES && !restarted; i++, rows++) {
+        fill_row(db, 40000);
+        assert_true(db->wal_pages <= DB_CHECKPOINT_PAGES_MAX + 16);
+        restarted = db->wal_pages < last;
+        last = db->wal_pages;
+    }
+    assert_true(restarted);
+    db_close(db);
+
+    /* Every row is in the database. */
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(other->h, "SELECT count(*) FROM fill", -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), rows);
+    sqlite3_finalize(st);
+    db_close(other);
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_and_reopen), cmocka_unit_test(test_users_and_addresses),
         cmocka_unit_test(test_items),           cmocka_unit_test(test_usage_migration),
-        cmocka_unit_test(test_events),
+        cmocka_unit_test(test_events),          cmocka_unit_test(test_deferred_checkpoints),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
