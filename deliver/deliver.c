@@ -156,6 +156,11 @@ void deliver_checkpoint(struct deliver_ctx *d)
     db_checkpoint(d->db);
 }
 
+void deliver_never_wait(struct deliver_ctx *d)
+{
+    db_never_wait(d->db);
+}
+
 void deliver_close(struct deliver_ctx *d)
 {
     if (d == NULL)

@@ -26,6 +26,9 @@ struct deliver_ctx;
 /* One per thread (it holds a store connection). Takes a config reference. */
 struct deliver_ctx *deliver_open(struct config *cfg, char **err);
 void deliver_close(struct deliver_ctx *d);
+/* From now on d's store reads and writes fail at once (SP_TEMPFAIL)
+ * instead of waiting for a lock (a caller that must never block). */
+void deliver_never_wait(struct deliver_ctx *d);
 /* Store checkpoints (lib/db.h "Checkpoints off the commit path"): d's
  * commits leave them to deliver_checkpoint on another context, called
  * when deliver_checkpoint_wanted(d) says the WAL is long enough. */

@@ -256,6 +256,11 @@ enum db_rc db_open(const char *path, struct db **out)
     return DB_OK;
 }
 
+void db_never_wait(struct db *db)
+{
+    sqlite3_busy_timeout(db->h, 0);
+}
+
 void db_close(struct db *db)
 {
     if (db == NULL)

@@ -38,6 +38,9 @@ struct db;
 /* Opens (creating and migrating as needed) the database at path. */
 enum db_rc db_open(const char *path, struct db **out) __attribute__((warn_unused_result));
 void db_close(struct db *db);
+/* Locks are not waited for (DB_BUSY at once) instead of up to
+ * DB_BUSY_TIMEOUT_MS. */
+void db_never_wait(struct db *db);
 /* Schema version of the open database (PRAGMA user_version). */
 int db_schema_version(struct db *db);
 

@@ -157,6 +157,12 @@ struct smtpd_server {
     struct smtpd_ipcount *ips[SMTPD_IP_BUCKETS];
     struct smtpd_pool *pool;
     char *scratch; /* SMTPD_READ_CHUNK bytes, I/O thread only */
+    /* Recipient lookups on the I/O thread (smtpd_lookup_ctx), I/O thread
+     * only: a store connection for lookup_cfg (it holds a reference), and
+     * a config whose store did not open (a reference), not tried again. */
+    struct deliver_ctx *lookup;
+    struct config *lookup_cfg;
+    struct config *lookup_failed;
     bool draining;
     uint64_t drain_until;
     unsigned drain_seconds;
@@ -164,6 +170,10 @@ struct smtpd_server {
 
 /* smtpd_server.c: I/O on one session (I/O thread only). */
 uint64_t smtpd_now_ms(void);
+/* The I/O thread's store connection for recipient lookups of sessions on
+ * cfg, or NULL when a worker must do them (cfg is not the server's current
+ * config, or its store does not open). Its reads never wait for a lock. */
+struct deliver_ctx *smtpd_lookup_ctx(struct smtpd_server *srv, struct config *cfg);
 void smtpd_io_update(struct smtpd_session *s); /* recompute the epoll mask */
 void smtpd_io_flush(struct smtpd_session *s);  /* write queued output */
 void smtpd_io_resume(struct smtpd_session *s); /* reading allowed again: read now */

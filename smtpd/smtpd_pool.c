@@ -1,8 +1,9 @@
 /*
  * smtpd_pool — the bounded worker pool that does the slow work of sessions
- * off the I/O thread: recipient lookups (store reads) and delivery (MIME
- * parse, encryption, fsync, commit), later DKIM/SPF checks through the
- * authentication hook.
+ * off the I/O thread: delivery (DKIM/SPF checks, MIME parse, encryption,
+ * fsync, commit), and the recipient lookups the I/O thread could not
+ * answer at once (its own store connection would have had to wait, or
+ * failed, or belongs to a newer config than the session's).
  *
  * [server] workers threads (0 = the number of cores), each with its own
  * deliver context (a store connection) opened with the config snapshot of

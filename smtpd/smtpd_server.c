@@ -5,7 +5,11 @@
  * session socket (non-blocking), the pool's eventfd (finished jobs) and a
  * control eventfd (stop). Sessions never block: anything slow is a job for
  * the worker pool (smtpd_pool.c) and the session waits without reading
- * (its input stays in the socket or in its buffer). An idle connection
+ * (its input stays in the socket or in its buffer). The one store access
+ * on this thread is the recipient lookup (a few indexed reads on a
+ * connection that never waits for a lock: smtpd_lookup_ctx); it saves
+ * every RCPT two thread hand-overs, and a lookup that would wait goes to
+ * a worker. An idle connection
  * costs one struct smtpd_session and its socket: input and output buffers
  * are allocated only while they hold bytes, reads go through one shared
  * scratch buffer. Timers are a scan of all sessions every SMTPD_TICK_MS.
@@ -509,6 +513,32 @@ static void timers_run(struct smtpd_server *srv)
     }
 }
 
+struct deliver_ctx *smtpd_lookup_ctx(struct smtpd_server *srv, struct config *cfg)
+{
+    if (srv->lookup && srv->lookup_cfg == cfg)
+        return srv->lookup;
+    pthread_mutex_lock(&srv->lock);
+    bool current = cfg == srv->cfg;
+    pthread_mutex_unlock(&srv->lock);
+    if (!current || cfg == srv->lookup_failed)
+        return NULL; /* sessions from before a reload: the workers' */
+    deliver_close(srv->lookup);
+    srv->lookup = NULL;
+    srv->lookup_cfg = NULL;
+    char *err = NULL;
+    struct deliver_ctx *d = deliver_open(cfg, &err);
+    if (d == NULL) { /* the workers report it, with every lookup */
+        free(err);
+        config_unref(srv->lookup_failed);
+        srv->lookup_failed = config_ref(cfg);
+        return NULL;
+    }
+    deliver_never_wait(d);
+    srv->lookup = d;
+    srv->lookup_cfg = cfg;
+    return d;
+}
+
 static void *io_main(void *arg)
 {
     struct smtpd_server *srv = arg;
@@ -551,6 +581,11 @@ static void *io_main(void *arg)
         graveyard_empty(srv);
     }
     graveyard_empty(srv);
+    deliver_close(srv->lookup);
+    srv->lookup = NULL;
+    srv->lookup_cfg = NULL;
+    config_unref(srv->lookup_failed);
+    srv->lookup_failed = NULL;
     return NULL;
 }
 

@@ -280,6 +280,8 @@ static void do_mail(struct smtpd_session *s, const char *arg)
     smtpd_reply(s, SP_SMTP_SENDER_OK);
 }
 
+static void rcpt_done(struct smtpd_session *s, struct smtpd_job *j);
+
 static void do_rcpt(struct smtpd_session *s, const char *arg)
 {
     char *box = NULL;
@@ -309,6 +311,20 @@ static void do_rcpt(struct smtpd_session *s, const char *arg)
     struct smtpd_job *j = smtpd_job_new(JOB_RCPT, s);
     j->address = box;
     j->size_hint = s->size_hint;
+    /* Answered here when the store answers at once (a few indexed reads;
+     * WAL readers do not wait for writers): two thread hand-overs less per
+     * recipient. A lookup that would wait for a lock, or fails, goes to a
+     * worker, which may wait and reports what went wrong. */
+    struct deliver_ctx *dc = smtpd_lookup_ctx(s->srv, s->cfg);
+    if (dc) {
+        j->status = deliver_rcpt_check(dc, j->address, j->size_hint, &j->rcpt);
+        if (j->status != SP_TEMPFAIL && j->status != SP_DISK_FULL) {
+            rcpt_done(s, j);
+            smtpd_job_free(j);
+            return;
+        }
+        rcpt_clear(&j->rcpt);
+    }
     s->job = j;
     smtpd_pool_push(s->srv->pool, j);
 }

@@ -89,30 +89,21 @@ class Daemon:
         if getattr(self, "started", False):
             return self
         self.started = True
-        old = {k: os.environ.get(k) for k in self.env}
-        os.environ.update(self.env)
         try:
+            self.inst.start_serve(timeout=20, env=self.env)
+        except RuntimeError as e:
+            if "at start" in str(e):
+                raise StartFailed(str(e)[-300:]) from None
+            raise
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
             try:
-                self.inst.start_serve(timeout=20)
-            except RuntimeError as e:
-                if "at start" in str(e):
-                    raise StartFailed(str(e)[-300:]) from None
-                raise
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline:
-                try:
-                    st, _, _ = http(self.inst, "GET", "/healthz", timeout=2)
-                    if st == 200:
-                        break
-                except OSError:
-                    pass
-                time.sleep(0.05)
-        finally:
-            for k, v in old.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+                st, _, _ = http(self.inst, "GET", "/healthz", timeout=2)
+                if st == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.05)
         return self
 
     def __exit__(self, *exc):

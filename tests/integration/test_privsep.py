@@ -158,16 +158,7 @@ def serve_checks(t, user):
         outside.append(own)
         env = preload_env({"PROBE_WRITE_DIRS": ":".join([inst.data_dir] + outside),
                            "PROBE_REPORT": report})
-        old = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            inst.start_serve()
-        finally:
-            for k, v in old.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        inst.start_serve(env=env)
         try:
             pid = inst.serve_proc.pid
             bad = []

@@ -301,15 +301,17 @@ class Instance:
 
     # -- the daemon -----------------------------------------------------
 
-    def start_serve(self, timeout=10, args=()):
+    def start_serve(self, timeout=10, args=(), env=None):
         """Starts `serve` in the background (stdout+stderr to self.serve_log)
-        and waits until the SMTP port answers with a 220 banner."""
+        and waits until the SMTP port answers with a 220 banner. env: more
+        environment variables for serve (an LD_PRELOAD shim, say)."""
         if self.serve_proc is not None:
             raise RuntimeError("serve already running")
         self._serve_log_f = open(self.serve_log, "ab")
         self.serve_proc = subprocess.Popen(
             [self.bin, "-c", self.conf, "serve"] + list(args),
-            stdin=subprocess.DEVNULL, stdout=self._serve_log_f, stderr=subprocess.STDOUT)
+            stdin=subprocess.DEVNULL, stdout=self._serve_log_f, stderr=subprocess.STDOUT,
+            env={**os.environ, **env} if env else None)
         deadline = time.monotonic() + timeout
         last_err = None
         while time.monotonic() < deadline:
