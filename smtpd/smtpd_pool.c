@@ -278,7 +278,7 @@ static void *committer_main(void *arg)
         for (size_t i = 0; i < n; i++)
             jobs[i]->status = st[i];
         done_push(p, jobs, n);
-        if (dc)
+        if (dc) /* dc holds a reference to cfg: alive though the jobs are gone */
             checkpoint_ask(p, dc, cfg);
     }
     if (w.dc)
