@@ -392,10 +392,18 @@ choose_expiry = no
             secrets.append(m.group(1))
 
         # -- rate limit ----------------------------------------------------
-        key3 = create_key(inst, "alice")
-        codes = [api_get(inst, key3, sid)[0] for _ in range(101)]
-        st, hd, _ = http(inst, "GET", f"/api/v1/sends/{sid}",
-                         headers={"Authorization": "Bearer " + key3})
+        # The limit counts per clock minute: a burst that crosses a minute's
+        # end starts over in the next one, so it is run again with a new key.
+        bursts = 0
+        while bursts < 3:
+            bursts += 1
+            key3 = create_key(inst, "alice")
+            minute = int(time.time()) // 60
+            codes = [api_get(inst, key3, sid)[0] for _ in range(101)]
+            st, hd, _ = http(inst, "GET", f"/api/v1/sends/{sid}",
+                             headers={"Authorization": "Bearer " + key3})
+            if int(time.time()) // 60 == minute:
+                break
         t.ok("429 past api_rate_limit, with Retry-After", codes.count(200) >= 99 and
              st == 429 and hd.get("retry-after", "").isdigit(), (codes.count(200), st, hd))
         st, _ = api_get(inst, key2, sid)
@@ -442,7 +450,7 @@ choose_expiry = no
         os.unlink(src)
         p = inst.run("apikey", "list", "--json")
         keys = json.loads(p.out)
-        t.ok("apikey list", len(keys) == 4 and all("key" not in k for k in keys), keys)
+        t.ok("apikey list", len(keys) == 3 + bursts and all("key" not in k for k in keys), keys)
         kid = keys[-1]["id"]
         inst.run("apikey", "revoke", kid)
         st, _ = api_get(inst, key3, sid)
