@@ -103,6 +103,11 @@ class Daemon:
                     break
             except OSError:
                 pass
+            if not self.alive():
+                # The fault hit a later step of the start (SMTP already
+                # answered, then serve gave up): the same as above.
+                rc = self.inst.stop_serve()
+                raise StartFailed(f"serve exited {rc} during its start")
             time.sleep(0.05)
         return self
 
