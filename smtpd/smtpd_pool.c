@@ -81,7 +81,8 @@ struct smtpd_pool {
 
 struct worker {
     struct deliver_ctx *dc;
-    struct config *cfg; /* the config dc was opened with */
+    struct config *cfg;     /* the config dc was opened with */
+    bool defer_checkpoints; /* the committer's: see "Checkpoints" above */
 };
 
 static struct deliver_ctx *worker_ctx(struct worker *w, struct config *cfg)
@@ -99,6 +100,8 @@ static struct deliver_ctx *worker_ctx(struct worker *w, struct config *cfg)
         free(err);
         return NULL;
     }
+    if (w->defer_checkpoints)
+        deliver_defer_checkpoints(w->dc);
     w->cfg = cfg;
     return w->dc;
 }
@@ -233,7 +236,7 @@ static void *checkpointer_main(void *arg)
 static void *committer_main(void *arg)
 {
     struct smtpd_pool *p = arg;
-    struct worker w = {0};
+    struct worker w = {.defer_checkpoints = true};
     struct deliver_pending *pv[SMTPD_COMMIT_BATCH_MAX];
     struct smtpd_job *jobs[SMTPD_COMMIT_BATCH_MAX];
     enum sp_status st[SMTPD_COMMIT_BATCH_MAX];
@@ -272,7 +275,6 @@ static void *committer_main(void *arg)
                 st[i] = SP_TEMPFAIL;
             }
         } else {
-            deliver_defer_checkpoints(dc);
             deliver_commit(dc, pv, n, st);
         }
         for (size_t i = 0; i < n; i++)
@@ -405,6 +407,21 @@ struct smtpd_job *smtpd_pool_collect(struct smtpd_pool *p)
     return rev;
 }
 
+/* Tells a helper thread (the committer, the checkpointer) to stop and
+ * waits for it, if it runs. */
+static void helper_stop(struct smtpd_pool *p, bool *started, bool *stop, pthread_cond_t *cond,
+                        pthread_t thread)
+{
+    if (!*started)
+        return;
+    pthread_mutex_lock(&p->lock);
+    *stop = true;
+    pthread_cond_broadcast(cond);
+    pthread_mutex_unlock(&p->lock);
+    pthread_join(thread, NULL);
+    *started = false;
+}
+
 void smtpd_pool_stop(struct smtpd_pool *p)
 {
     pthread_mutex_lock(&p->lock);
@@ -416,27 +433,12 @@ void smtpd_pool_stop(struct smtpd_pool *p)
     p->started = 0;
     /* The workers are gone, so nothing more is handed over: the committer
      * commits what is waiting, then stops. */
-    if (p->committer_started) {
-        pthread_mutex_lock(&p->lock);
-        p->commit_stop = true;
-        pthread_cond_broadcast(&p->commit_cond);
-        pthread_mutex_unlock(&p->lock);
-        pthread_join(p->committer, NULL);
-        p->committer_started = false;
-    }
+    helper_stop(p, &p->committer_started, &p->commit_stop, &p->commit_cond, p->committer);
     /* Nothing commits any more: a checkpoint asked for is not needed (the
      * store's last connection to close checkpoints anyway). */
-    if (p->checkpointer_started) {
-        pthread_mutex_lock(&p->lock);
-        p->ckpt_stop = true;
-        pthread_cond_broadcast(&p->ckpt_cond);
-        pthread_mutex_unlock(&p->lock);
-        pthread_join(p->checkpointer, NULL);
-        p->checkpointer_started = false;
-        config_unref(p->ckpt_cfg);
-        p->ckpt_cfg = NULL;
-        p->ckpt_stop = false;
-    }
+    helper_stop(p, &p->checkpointer_started, &p->ckpt_stop, &p->ckpt_cond, p->checkpointer);
+    config_unref(p->ckpt_cfg);
+    p->ckpt_cfg = NULL;
 }
 
 void smtpd_pool_free(struct smtpd_pool *p)
