@@ -48,6 +48,8 @@ static const struct {
     {"notifications_failed_total", "Notification mails that could not be queued"},
     {"messages_received_total", "Messages accepted by SMTP"},
     {"messages_refused_total", "Messages refused by SMTP, by reason"},
+    {"smtp_commits_total", "Store commits of received messages (group commit)"},
+    {"smtp_committed_messages_total", "Messages in those commits (more than commits: batched)"},
     {"sms_sent_total", "SMS sent, by route"},
     {"queue_depth", "Notification mails waiting in the outbound queue"},
 };

@@ -35,6 +35,7 @@
 #include "smtpd/smtpd_int.h"
 
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/xalloc.h"
 
 #include <errno.h>
@@ -264,6 +265,8 @@ static void *committer_main(void *arg)
             p->c_tail = NULL;
         pthread_mutex_unlock(&p->lock);
 
+        metrics_inc("smtp_commits_total", NULL);
+        metrics_add("smtp_committed_messages_total", NULL, n);
         /* Messages prepared from now on go to the next batch's directory. */
         deliver_blob_prefix_next();
         struct deliver_ctx *dc = worker_ctx(&w, cfg);
