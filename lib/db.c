@@ -73,7 +73,11 @@ enum db_rc db_rc_from(struct db *db, int rc, const char *what)
     case SQLITE_CONSTRAINT:
         return DB_EXISTS;
     default:
-        msg_error("db: %s: %s", what, db->h ? sqlite3_errmsg(db->h) : sqlite3_errstr(rc));
+        /* The connection's message when it is about rc (not for a failed
+         * bind that db_step returned: SQLite has moved on since). */
+        msg_error("db: %s: %s", what,
+                  db->h && (sqlite3_errcode(db->h) & 0xff) == (rc & 0xff) ? sqlite3_errmsg(db->h)
+                                                                          : sqlite3_errstr(rc));
         return DB_ERR;
     }
 }
@@ -97,17 +101,45 @@ sqlite3_stmt *db_stmt(struct db *db, const char *sql)
     msg_panic("statement cache full (DB_STMT_CACHE=%d)", DB_STMT_CACHE);
 }
 
-void db_stmt_done(sqlite3_stmt *s)
+/* SQLite copies a bound text or blob (SQLITE_TRANSIENT), and a copy that
+ * cannot be allocated leaves the parameter NULL while the statement still
+ * runs: "WHERE address = ?" would find no address, a permanent "unknown"
+ * for what was a lack of memory. So a failed bind is kept, every step
+ * fails with it until the statement is done, and the caller gets an error
+ * (a temporary failure) instead of a wrong answer. */
+void db_bind_text(struct db *db, sqlite3_stmt *s, int i, const char *v, int n)
+{
+    int rc = sqlite3_bind_text(s, i, v, n, SQLITE_TRANSIENT);
+    if (rc != SQLITE_OK && db->bind_rc == SQLITE_OK)
+        db->bind_rc = rc;
+}
+
+void db_bind_blob(struct db *db, sqlite3_stmt *s, int i, const void *v, int n)
+{
+    int rc = sqlite3_bind_blob(s, i, v, n, SQLITE_TRANSIENT);
+    if (rc != SQLITE_OK && db->bind_rc == SQLITE_OK)
+        db->bind_rc = rc;
+}
+
+int db_step(struct db *db, sqlite3_stmt *s)
+{
+    if (db->bind_rc != SQLITE_OK)
+        return db->bind_rc; /* db_rc_from logs it */
+    return sqlite3_step(s);
+}
+
+void db_stmt_done(struct db *db, sqlite3_stmt *s)
 {
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
+    db->bind_rc = SQLITE_OK;
 }
 
 /* Runs a statement that returns no rows. */
 enum db_rc db_stmt_exec(struct db *db, sqlite3_stmt *s, const char *what)
 {
-    int rc = sqlite3_step(s);
-    db_stmt_done(s);
+    int rc = db_step(db, s);
+    db_stmt_done(db, s);
     return db_rc_from(db, rc, what);
 }
 
@@ -130,10 +162,10 @@ unsigned char *db_col_blob(sqlite3_stmt *s, int i, size_t *len)
     return b ? xmemdup(b, (size_t)n) : NULL;
 }
 
-void db_bind_text_or_null(sqlite3_stmt *s, int i, const char *v)
+void db_bind_text_or_null(struct db *db, sqlite3_stmt *s, int i, const char *v)
 {
     if (v)
-        sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+        db_bind_text(db, s, i, v, -1);
     else
         sqlite3_bind_null(s, i);
 }
@@ -348,15 +380,15 @@ enum db_rc db_user_insert(struct db *db, struct db_user *u)
     sqlite3_stmt *s = db_stmt(db, SQL_USER_INSERT);
     if (u->created == 0)
         u->created = db_now();
-    sqlite3_bind_text(s, 1, u->name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, 2, u->email, -1, SQLITE_TRANSIENT);
-    db_bind_text_or_null(s, 3, u->phone);
-    db_bind_text_or_null(s, 4, u->plan);
+    db_bind_text(db, s, 1, u->name, -1);
+    db_bind_text(db, s, 2, u->email, -1);
+    db_bind_text_or_null(db, s, 3, u->phone);
+    db_bind_text_or_null(db, s, 4, u->plan);
     sqlite3_bind_int(s, 5, u->disabled);
     sqlite3_bind_int64(s, 6, u->created);
-    sqlite3_bind_blob(s, 7, u->public_key, DB_PUBKEY_BYTES, SQLITE_TRANSIENT);
-    sqlite3_bind_blob(s, 8, u->sk_password, (int)u->sk_password_len, SQLITE_TRANSIENT);
-    sqlite3_bind_blob(s, 9, u->sk_recovery, (int)u->sk_recovery_len, SQLITE_TRANSIENT);
+    db_bind_blob(db, s, 7, u->public_key, DB_PUBKEY_BYTES);
+    db_bind_blob(db, s, 8, u->sk_password, (int)u->sk_password_len);
+    db_bind_blob(db, s, 9, u->sk_recovery, (int)u->sk_recovery_len);
     enum db_rc r = db_stmt_exec(db, s, "user insert");
     if (r == DB_OK)
         u->id = sqlite3_last_insert_rowid(db->h);
@@ -365,7 +397,7 @@ enum db_rc db_user_insert(struct db *db, struct db_user *u)
 
 static enum db_rc user_fetch(struct db *db, sqlite3_stmt *s, struct db_user *out)
 {
-    int rc = sqlite3_step(s);
+    int rc = db_step(db, s);
     enum db_rc r = DB_NOTFOUND;
     if (rc == SQLITE_ROW) {
         user_from_row(s, out);
@@ -373,14 +405,14 @@ static enum db_rc user_fetch(struct db *db, sqlite3_stmt *s, struct db_user *out
     } else if (rc != SQLITE_DONE) {
         r = db_rc_from(db, rc, "user get");
     }
-    db_stmt_done(s);
+    db_stmt_done(db, s);
     return r;
 }
 
 enum db_rc db_user_get(struct db *db, const char *name, struct db_user *out)
 {
     sqlite3_stmt *s = db_stmt(db, SQL_USER_GET);
-    sqlite3_bind_text(s, 1, name, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, s, 1, name, -1);
     return user_fetch(db, s, out);
 }
 
@@ -395,7 +427,7 @@ enum db_rc db_user_foreach(struct db *db, int (*fn)(const struct db_user *u, voi
 {
     sqlite3_stmt *s = db_stmt(db, SQL_USER_ALL);
     int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = db_step(db, s)) == SQLITE_ROW) {
         struct db_user u;
         user_from_row(s, &u);
         int stop = fn(&u, arg);
@@ -404,7 +436,7 @@ enum db_rc db_user_foreach(struct db *db, int (*fn)(const struct db_user *u, voi
             break;
     }
     enum db_rc r = rc == SQLITE_ROW ? DB_OK : db_rc_from(db, rc, "user list");
-    db_stmt_done(s);
+    db_stmt_done(db, s);
     return r;
 }
 
@@ -429,13 +461,13 @@ enum db_rc db_user_set_wraps(struct db *db, int64_t id, const unsigned char *sk_
     enum db_rc r = DB_OK;
     if (sk_password) {
         sqlite3_stmt *s = db_stmt(db, SQL_USER_WRAP_PW);
-        sqlite3_bind_blob(s, 1, sk_password, (int)pw_len, SQLITE_TRANSIENT);
+        db_bind_blob(db, s, 1, sk_password, (int)pw_len);
         sqlite3_bind_int64(s, 2, id);
         r = db_changed_one(db, db_stmt_exec(db, s, "user wrap"));
     }
     if (r == DB_OK && sk_recovery) {
         sqlite3_stmt *s = db_stmt(db, SQL_USER_WRAP_RC);
-        sqlite3_bind_blob(s, 1, sk_recovery, (int)rc_len, SQLITE_TRANSIENT);
+        db_bind_blob(db, s, 1, sk_recovery, (int)rc_len);
         sqlite3_bind_int64(s, 2, id);
         r = db_changed_one(db, db_stmt_exec(db, s, "user wrap"));
     }
@@ -447,7 +479,7 @@ enum db_rc db_user_set_wraps(struct db *db, int64_t id, const unsigned char *sk_
 enum db_rc db_address_insert(struct db *db, const char *address, int64_t user_id)
 {
     sqlite3_stmt *s = db_stmt(db, SQL_ADDR_INSERT);
-    sqlite3_bind_text(s, 1, address, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, s, 1, address, -1);
     sqlite3_bind_int64(s, 2, user_id);
     sqlite3_bind_int64(s, 3, db_now());
     return db_stmt_exec(db, s, "address insert");
@@ -456,8 +488,8 @@ enum db_rc db_address_insert(struct db *db, const char *address, int64_t user_id
 enum db_rc db_address_lookup(struct db *db, const char *address, int64_t *user_id, int *retired)
 {
     sqlite3_stmt *s = db_stmt(db, SQL_ADDR_LOOKUP);
-    sqlite3_bind_text(s, 1, address, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(s);
+    db_bind_text(db, s, 1, address, -1);
+    int rc = db_step(db, s);
     enum db_rc r = DB_NOTFOUND;
     if (rc == SQLITE_ROW) {
         *user_id = sqlite3_column_int64(s, 0);
@@ -466,14 +498,14 @@ enum db_rc db_address_lookup(struct db *db, const char *address, int64_t *user_i
     } else if (rc != SQLITE_DONE) {
         r = db_rc_from(db, rc, "address lookup");
     }
-    db_stmt_done(s);
+    db_stmt_done(db, s);
     return r;
 }
 
 enum db_rc db_address_retire(struct db *db, const char *address)
 {
     sqlite3_stmt *s = db_stmt(db, SQL_ADDR_RETIRE);
-    sqlite3_bind_text(s, 1, address, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, s, 1, address, -1);
     return db_changed_one(db, db_stmt_exec(db, s, "address retire"));
 }
 
@@ -483,7 +515,7 @@ enum db_rc db_address_foreach(struct db *db, int64_t user_id,
     sqlite3_stmt *s = db_stmt(db, SQL_ADDR_OF_USER);
     sqlite3_bind_int64(s, 1, user_id);
     int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = db_step(db, s)) == SQLITE_ROW) {
         struct db_address a = {
             .address = (const char *)sqlite3_column_text(s, 0),
             .user_id = sqlite3_column_int64(s, 1),
@@ -494,7 +526,7 @@ enum db_rc db_address_foreach(struct db *db, int64_t user_id,
             break;
     }
     enum db_rc r = rc == SQLITE_ROW ? DB_OK : db_rc_from(db, rc, "address list");
-    db_stmt_done(s);
+    db_stmt_done(db, s);
     return r;
 }
 
@@ -524,13 +556,13 @@ static void item_from_row(sqlite3_stmt *s, struct db_item *it)
 enum db_rc db_item_insert(struct db *db, const struct db_item *it)
 {
     sqlite3_stmt *s = db_stmt(db, SQL_ITEM_INSERT);
-    sqlite3_bind_text(s, 1, it->id, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, s, 1, it->id, -1);
     sqlite3_bind_int64(s, 2, it->user_id);
     sqlite3_bind_int64(s, 3, it->received);
     sqlite3_bind_int64(s, 4, it->size);
-    sqlite3_bind_text(s, 5, it->blob, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_blob(s, 6, it->sealed_key, (int)it->sealed_key_len, SQLITE_TRANSIENT);
-    sqlite3_bind_blob(s, 7, it->meta, (int)it->meta_len, SQLITE_TRANSIENT);
+    db_bind_text(db, s, 5, it->blob, -1);
+    db_bind_blob(db, s, 6, it->sealed_key, (int)it->sealed_key_len);
+    db_bind_blob(db, s, 7, it->meta, (int)it->meta_len);
     return db_stmt_exec(db, s, "item insert");
 }
 
@@ -538,8 +570,8 @@ enum db_rc db_item_get(struct db *db, int64_t user_id, const char *id, struct db
 {
     sqlite3_stmt *s = db_stmt(db, SQL_ITEM_GET);
     sqlite3_bind_int64(s, 1, user_id);
-    sqlite3_bind_text(s, 2, id, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(s);
+    db_bind_text(db, s, 2, id, -1);
+    int rc = db_step(db, s);
     enum db_rc r = DB_NOTFOUND;
     if (rc == SQLITE_ROW) {
         item_from_row(s, out);
@@ -547,7 +579,7 @@ enum db_rc db_item_get(struct db *db, int64_t user_id, const char *id, struct db
     } else if (rc != SQLITE_DONE) {
         r = db_rc_from(db, rc, "item get");
     }
-    db_stmt_done(s);
+    db_stmt_done(db, s);
     return r;
 }
 
@@ -557,7 +589,7 @@ enum db_rc db_item_foreach(struct db *db, int64_t user_id,
     sqlite3_stmt *s = db_stmt(db, SQL_ITEM_OF_USER);
     sqlite3_bind_int64(s, 1, user_id);
     int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = db_step(db, s)) == SQLITE_ROW) {
         struct db_item it;
         item_from_row(s, &it);
         int stop = fn(&it, arg);
@@ -566,7 +598,7 @@ enum db_rc db_item_foreach(struct db *db, int64_t user_id,
             break;
     }
     enum db_rc r = rc == SQLITE_ROW ? DB_OK : db_rc_from(db, rc, "item list");
-    db_stmt_done(s);
+    db_stmt_done(db, s);
     return r;
 }
 
@@ -574,22 +606,22 @@ enum db_rc db_item_usage(struct db *db, int64_t user_id, int64_t *bytes)
 {
     sqlite3_stmt *s = db_stmt(db, SQL_ITEM_USAGE);
     sqlite3_bind_int64(s, 1, user_id);
-    int rc = sqlite3_step(s);
+    int rc = db_step(db, s);
     enum db_rc r = rc == SQLITE_ROW ? DB_OK : db_rc_from(db, rc, "item usage");
     if (rc == SQLITE_ROW)
         *bytes = sqlite3_column_int64(s, 0);
-    db_stmt_done(s);
+    db_stmt_done(db, s);
     return r;
 }
 
 enum db_rc db_blob_referenced(struct db *db, const char *blob)
 {
     sqlite3_stmt *s = db_stmt(db, SQL_BLOB_REF);
-    sqlite3_bind_text(s, 1, blob, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(s);
+    db_bind_text(db, s, 1, blob, -1);
+    int rc = db_step(db, s);
     enum db_rc r = rc == SQLITE_ROW    ? DB_OK
                    : rc == SQLITE_DONE ? DB_NOTFOUND
                                        : db_rc_from(db, rc, "blob ref");
-    db_stmt_done(s);
+    db_stmt_done(db, s);
     return r;
 }

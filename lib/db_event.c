@@ -14,11 +14,11 @@ static const char SQL_EVENT_DELETE[] = "DELETE FROM events WHERE subject = ?";
 enum db_rc db_event_add(struct db *db, const struct db_event *e)
 {
     sqlite3_stmt *s = db_stmt(db, SQL_EVENT_ADD);
-    sqlite3_bind_text(s, 1, e->subject, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, s, 1, e->subject, -1);
     sqlite3_bind_int64(s, 2, e->time ? e->time : db_now());
-    sqlite3_bind_text(s, 3, e->kind, -1, SQLITE_TRANSIENT);
-    db_bind_text_or_null(s, 4, e->client);
-    db_bind_text_or_null(s, 5, e->detail);
+    db_bind_text(db, s, 3, e->kind, -1);
+    db_bind_text_or_null(db, s, 4, e->client);
+    db_bind_text_or_null(db, s, 5, e->detail);
     return db_stmt_exec(db, s, "event add");
 }
 
@@ -26,9 +26,9 @@ enum db_rc db_event_foreach(struct db *db, const char *subject,
                             int (*fn)(const struct db_event *e, void *arg), void *arg)
 {
     sqlite3_stmt *s = db_stmt(db, SQL_EVENT_OF);
-    sqlite3_bind_text(s, 1, subject, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, s, 1, subject, -1);
     int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = db_step(db, s)) == SQLITE_ROW) {
         struct db_event e = {
             .subject = (const char *)sqlite3_column_text(s, 0),
             .time = sqlite3_column_int64(s, 1),
@@ -40,13 +40,13 @@ enum db_rc db_event_foreach(struct db *db, const char *subject,
             break;
     }
     enum db_rc r = rc == SQLITE_ROW ? DB_OK : db_rc_from(db, rc, "event list");
-    db_stmt_done(s);
+    db_stmt_done(db, s);
     return r;
 }
 
 enum db_rc db_event_delete(struct db *db, const char *subject)
 {
     sqlite3_stmt *s = db_stmt(db, SQL_EVENT_DELETE);
-    sqlite3_bind_text(s, 1, subject, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, s, 1, subject, -1);
     return db_stmt_exec(db, s, "event delete");
 }

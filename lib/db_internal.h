@@ -28,6 +28,7 @@ struct db {
     sqlite3 *h;
     struct db_stmt_slot cache[DB_STMT_CACHE];
     int wal_pages; /* checkpoints deferred: the WAL's length after the last commit */
+    int bind_rc;   /* a failed db_bind_* since the last db_stmt_done (SQLITE_OK: none) */
 };
 
 /* migrations[i] brings schema version i to i + 1 (lib/db_schema.c). */
@@ -36,8 +37,13 @@ extern const size_t db_migrations_count;
 
 /* The cached prepared statement of sql (a static constant). */
 sqlite3_stmt *db_stmt(struct db *db, const char *sql);
-/* Resets and clears bindings after use. */
-void db_stmt_done(sqlite3_stmt *s);
+/* Bind a text / blob (copied). A failure is kept: db_step returns it. */
+void db_bind_text(struct db *db, sqlite3_stmt *s, int i, const char *v, int n);
+void db_bind_blob(struct db *db, sqlite3_stmt *s, int i, const void *v, int n);
+/* sqlite3_step, or the error of a failed bind (then nothing runs). */
+int db_step(struct db *db, sqlite3_stmt *s);
+/* Resets and clears bindings (and a failed bind) after use. */
+void db_stmt_done(struct db *db, sqlite3_stmt *s);
 /* Steps a statement that returns no rows, then db_stmt_done. */
 enum db_rc db_stmt_exec(struct db *db, sqlite3_stmt *s, const char *what);
 /* SQLite result code -> db_rc (logs errors). */
@@ -48,6 +54,6 @@ enum db_rc db_changed_one(struct db *db, enum db_rc r);
 int64_t db_now(void);
 char *db_col_text(sqlite3_stmt *s, int i);
 unsigned char *db_col_blob(sqlite3_stmt *s, int i, size_t *len);
-void db_bind_text_or_null(sqlite3_stmt *s, int i, const char *v);
+void db_bind_text_or_null(struct db *db, sqlite3_stmt *s, int i, const char *v);
 
 #endif

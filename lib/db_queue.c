@@ -47,14 +47,14 @@ static const char SQL_QUEUE_PURGE[] =
 enum db_rc db_queue_insert(struct db *db, const struct db_queue_entry *e)
 {
     sqlite3_stmt *s = db_stmt(db, SQL_QUEUE_INSERT);
-    sqlite3_bind_text(s, 1, e->id, -1, SQLITE_TRANSIENT);
-    db_bind_text_or_null(s, 2, e->send_id);
-    sqlite3_bind_text(s, 3, e->kind, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, s, 1, e->id, -1);
+    db_bind_text_or_null(db, s, 2, e->send_id);
+    db_bind_text(db, s, 3, e->kind, -1);
     sqlite3_bind_int64(s, 4, e->created);
     sqlite3_bind_int64(s, 5, e->created);
     sqlite3_bind_int64(s, 6, e->next_try);
     sqlite3_bind_int64(s, 7, e->size);
-    sqlite3_bind_blob(s, 8, e->data, (int)e->data_len, SQLITE_TRANSIENT);
+    db_bind_blob(db, s, 8, e->data, (int)e->data_len);
     return db_stmt_exec(db, s, "queue insert");
 }
 
@@ -66,14 +66,14 @@ enum db_rc db_queue_due(struct db *db, int64_t now, char (*ids)[DB_ID_MAX + 1], 
     sqlite3_bind_int64(s, 2, (sqlite3_int64)max);
     int rc;
     *n = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW && *n < max) {
+    while ((rc = db_step(db, s)) == SQLITE_ROW && *n < max) {
         const char *id = (const char *)sqlite3_column_text(s, 0);
         if (id == NULL || strlen(id) > DB_ID_MAX)
             continue;
         strcpy(ids[(*n)++], id);
     }
     enum db_rc r = db_rc_from(db, rc, "queue due");
-    db_stmt_done(s);
+    db_stmt_done(db, s);
     return r;
 }
 
@@ -101,15 +101,15 @@ enum db_rc db_queue_claim(struct db *db, const char *id, int64_t now, int64_t le
 {
     memset(out, 0, sizeof(*out));
     sqlite3_stmt *s = db_stmt(db, SQL_QUEUE_CLAIM);
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, s, 1, id, -1);
     sqlite3_bind_int64(s, 2, now);
     sqlite3_bind_int64(s, 3, lease_until);
     enum db_rc r = db_changed_one(db, db_stmt_exec(db, s, "queue claim"));
     if (r != DB_OK)
         return r;
     s = db_stmt(db, SQL_QUEUE_GET);
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(s);
+    db_bind_text(db, s, 1, id, -1);
+    int rc = db_step(db, s);
     if (rc == SQLITE_ROW) {
         struct db_queue_entry e;
         entry_from_row(s, &e);
@@ -123,7 +123,7 @@ enum db_rc db_queue_claim(struct db *db, const char *id, int64_t now, int64_t le
     } else {
         r = rc == SQLITE_DONE ? DB_NOTFOUND : db_rc_from(db, rc, "queue get");
     }
-    db_stmt_done(s);
+    db_stmt_done(db, s);
     if (r != DB_OK)
         db_queue_entry_clear(out);
     return r;
@@ -143,10 +143,10 @@ enum db_rc db_queue_defer(struct db *db, const char *id, int64_t now, int64_t ne
                           const char *error)
 {
     sqlite3_stmt *s = db_stmt(db, SQL_QUEUE_DEFER);
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, s, 1, id, -1);
     sqlite3_bind_int64(s, 2, now);
     sqlite3_bind_int64(s, 3, next_try);
-    db_bind_text_or_null(s, 4, error);
+    db_bind_text_or_null(db, s, 4, error);
     return db_changed_one(db, db_stmt_exec(db, s, "queue defer"));
 }
 
@@ -154,10 +154,10 @@ enum db_rc db_queue_finish(struct db *db, const char *id, int64_t now, const cha
                            const char *error)
 {
     sqlite3_stmt *s = db_stmt(db, SQL_QUEUE_FINISH);
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, s, 1, id, -1);
     sqlite3_bind_int64(s, 2, now);
-    sqlite3_bind_text(s, 3, state, -1, SQLITE_TRANSIENT);
-    db_bind_text_or_null(s, 4, error);
+    db_bind_text(db, s, 3, state, -1);
+    db_bind_text_or_null(db, s, 4, error);
     return db_changed_one(db, db_stmt_exec(db, s, "queue finish"));
 }
 
@@ -175,14 +175,14 @@ enum db_rc db_queue_foreach(struct db *db, int (*fn)(const struct db_queue_entry
 {
     sqlite3_stmt *s = db_stmt(db, SQL_QUEUE_ALL);
     int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = db_step(db, s)) == SQLITE_ROW) {
         struct db_queue_entry e;
         entry_from_row(s, &e);
         if (fn(&e, arg))
             break;
     }
     enum db_rc r = rc == SQLITE_ROW ? DB_OK : db_rc_from(db, rc, "queue list");
-    db_stmt_done(s);
+    db_stmt_done(db, s);
     return r;
 }
 
@@ -196,10 +196,10 @@ enum db_rc db_queue_purge(struct db *db, int64_t before)
 enum db_rc db_queue_depth(struct db *db, int64_t *n)
 {
     sqlite3_stmt *s = db_stmt(db, SQL_QUEUE_DEPTH);
-    int rc = sqlite3_step(s);
+    int rc = db_step(db, s);
     enum db_rc r = rc == SQLITE_ROW ? DB_OK : db_rc_from(db, rc, "queue depth");
     if (rc == SQLITE_ROW)
         *n = sqlite3_column_int64(s, 0);
-    db_stmt_done(s);
+    db_stmt_done(db, s);
     return r;
 }

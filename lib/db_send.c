@@ -100,10 +100,11 @@ void db_send_clear(struct db_send *s)
     memset(s, 0, sizeof(*s));
 }
 
-static void bind_blob_or_null(sqlite3_stmt *st, int i, const unsigned char *p, size_t n)
+static void bind_blob_or_null(struct db *db, sqlite3_stmt *st, int i, const unsigned char *p,
+                              size_t n)
 {
     if (p)
-        sqlite3_bind_blob(st, i, p, (int)n, SQLITE_TRANSIENT);
+        db_bind_blob(db, st, i, p, (int)n);
     else
         sqlite3_bind_null(st, i);
 }
@@ -148,16 +149,16 @@ static void send_from_row(sqlite3_stmt *st, struct db_send *s)
 enum db_rc db_send_insert(struct db *db, const struct db_send *s)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_SEND_INSERT);
-    sqlite3_bind_text(st, 1, s->id, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, st, 1, s->id, -1);
     sqlite3_bind_int64(st, 2, s->user_id);
-    sqlite3_bind_text(st, 3, s->apikey_id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_blob(st, 4, s->token_hash, DB_HASH_BYTES, SQLITE_TRANSIENT);
+    db_bind_text(db, st, 3, s->apikey_id, -1);
+    db_bind_blob(db, st, 4, s->token_hash, DB_HASH_BYTES);
     sqlite3_bind_int64(st, 5, s->created ? s->created : db_now());
     sqlite3_bind_int64(st, 6, s->expires);
     sqlite3_bind_int64(st, 7, s->max_downloads);
     sqlite3_bind_int64(st, 8, s->downloads);
-    sqlite3_bind_text(st, 9, s->protect, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 10, s->state[0] ? s->state : DB_SEND_ACTIVE, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, st, 9, s->protect, -1);
+    db_bind_text(db, st, 10, s->state[0] ? s->state : DB_SEND_ACTIVE, -1);
     sqlite3_bind_int64(st, 11, s->attempts);
     sqlite3_bind_int64(st, 12, s->failures);
     sqlite3_bind_int64(st, 13, s->locked_until);
@@ -165,12 +166,12 @@ enum db_rc db_send_insert(struct db *db, const struct db_send *s)
     sqlite3_bind_int64(st, 15, s->size);
     sqlite3_bind_int64(st, 16, s->page_views);
     sqlite3_bind_int64(st, 17, s->sender_notified);
-    bind_blob_or_null(st, 18, s->code_mac, s->code_mac_len);
-    bind_blob_or_null(st, 19, s->wrapped_key, s->wrapped_key_len);
-    bind_blob_or_null(st, 20, s->page, s->page_len);
-    bind_blob_or_null(st, 21, s->recipient, s->recipient_len);
-    bind_blob_or_null(st, 22, s->phone, s->phone_len);
-    bind_blob_or_null(st, 23, s->mtan_mac, s->mtan_mac_len);
+    bind_blob_or_null(db, st, 18, s->code_mac, s->code_mac_len);
+    bind_blob_or_null(db, st, 19, s->wrapped_key, s->wrapped_key_len);
+    bind_blob_or_null(db, st, 20, s->page, s->page_len);
+    bind_blob_or_null(db, st, 21, s->recipient, s->recipient_len);
+    bind_blob_or_null(db, st, 22, s->phone, s->phone_len);
+    bind_blob_or_null(db, st, 23, s->mtan_mac, s->mtan_mac_len);
     sqlite3_bind_int64(st, 24, s->mtan_expires);
     sqlite3_bind_int64(st, 25, s->mtan_sends);
     return db_stmt_exec(db, st, "send insert");
@@ -178,7 +179,7 @@ enum db_rc db_send_insert(struct db *db, const struct db_send *s)
 
 static enum db_rc send_fetch(struct db *db, sqlite3_stmt *st, struct db_send *out)
 {
-    int rc = sqlite3_step(st);
+    int rc = db_step(db, st);
     enum db_rc r = DB_NOTFOUND;
     if (rc == SQLITE_ROW) {
         send_from_row(st, out);
@@ -186,14 +187,14 @@ static enum db_rc send_fetch(struct db *db, sqlite3_stmt *st, struct db_send *ou
     } else if (rc != SQLITE_DONE) {
         r = db_rc_from(db, rc, "send get");
     }
-    db_stmt_done(st);
+    db_stmt_done(db, st);
     return r;
 }
 
 enum db_rc db_send_get(struct db *db, const char *id, struct db_send *out)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_SEND_GET);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, st, 1, id, -1);
     return send_fetch(db, st, out);
 }
 
@@ -201,7 +202,7 @@ enum db_rc db_send_get_by_token(struct db *db, const unsigned char hash[DB_HASH_
                                 struct db_send *out)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_SEND_BY_TOKEN);
-    sqlite3_bind_blob(st, 1, hash, DB_HASH_BYTES, SQLITE_TRANSIENT);
+    db_bind_blob(db, st, 1, hash, DB_HASH_BYTES);
     return send_fetch(db, st, out);
 }
 
@@ -209,7 +210,7 @@ static enum db_rc send_iterate(struct db *db, sqlite3_stmt *st,
                                int (*fn)(const struct db_send *s, void *arg), void *arg)
 {
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = db_step(db, st)) == SQLITE_ROW) {
         struct db_send s;
         send_from_row(st, &s);
         int stop = fn(&s, arg);
@@ -218,7 +219,7 @@ static enum db_rc send_iterate(struct db *db, sqlite3_stmt *st,
             break;
     }
     enum db_rc r = rc == SQLITE_ROW ? DB_OK : db_rc_from(db, rc, "send list");
-    db_stmt_done(st);
+    db_stmt_done(db, st);
     return r;
 }
 
@@ -246,8 +247,8 @@ enum db_rc db_send_foreach_due(struct db *db, int64_t now,
 enum db_rc db_send_end(struct db *db, const char *id, const char *state)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_SEND_END);
-    sqlite3_bind_text(st, 1, state, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, st, 1, state, -1);
+    db_bind_text(db, st, 2, id, -1);
     return db_changed_one(db, db_stmt_exec(db, st, "send end"));
 }
 
@@ -255,7 +256,7 @@ enum db_rc db_send_destroy(struct db *db, const char *id, int64_t now)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_SEND_DESTROY);
     sqlite3_bind_int64(st, 1, now ? now : db_now());
-    sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, st, 2, id, -1);
     return db_changed_one(db, db_stmt_exec(db, st, "send destroy"));
 }
 
@@ -263,26 +264,26 @@ enum db_rc db_send_destroy(struct db *db, const char *id, int64_t now)
 static enum db_rc update_returning(struct db *db, sqlite3_stmt *st, const char *what, int64_t *a,
                                    int64_t *b)
 {
-    int rc = sqlite3_step(st);
+    int rc = db_step(db, st);
     enum db_rc r = DB_NOTFOUND;
     if (rc == SQLITE_ROW) {
         if (a)
             *a = sqlite3_column_int64(st, 0);
         if (b)
             *b = sqlite3_column_int64(st, 1);
-        rc = sqlite3_step(st); /* runs the statement to its end */
+        rc = db_step(db, st); /* runs the statement to its end */
         r = rc == SQLITE_DONE ? DB_OK : db_rc_from(db, rc, what);
     } else if (rc != SQLITE_DONE) {
         r = db_rc_from(db, rc, what);
     }
-    db_stmt_done(st);
+    db_stmt_done(db, st);
     return r;
 }
 
 enum db_rc db_send_download_count(struct db *db, const char *id, int64_t *downloads)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_SEND_DOWNLOAD);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, st, 1, id, -1);
     return update_returning(db, st, "send download", downloads, NULL);
 }
 
@@ -294,21 +295,21 @@ enum db_rc db_send_code_failed(struct db *db, const char *id, int64_t max_attemp
     sqlite3_bind_int64(st, 1, max_attempts);
     sqlite3_bind_int64(st, 2, lock_until);
     sqlite3_bind_int64(st, 3, hard_max);
-    sqlite3_bind_text(st, 4, id, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, st, 4, id, -1);
     return update_returning(db, st, "send code failed", attempts, locked_until);
 }
 
 enum db_rc db_send_attempts_reset(struct db *db, const char *id)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_SEND_ATTEMPTS_RESET);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, st, 1, id, -1);
     return db_stmt_exec(db, st, "send attempts reset");
 }
 
 enum db_rc db_send_page_viewed(struct db *db, const char *id, int64_t *views)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_SEND_VIEWED);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, st, 1, id, -1);
     return update_returning(db, st, "send viewed", views, NULL);
 }
 
@@ -316,14 +317,14 @@ enum db_rc db_send_sender_notify_claim(struct db *db, const char *id)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_SEND_NOTIFY_CLAIM);
     sqlite3_bind_int64(st, 1, db_now());
-    sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, st, 2, id, -1);
     return db_changed_one(db, db_stmt_exec(db, st, "send notify claim"));
 }
 
 enum db_rc db_send_mtan_claim(struct db *db, const char *id, int64_t max_sends, int64_t *sends)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_SEND_MTAN_CLAIM);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, st, 1, id, -1);
     sqlite3_bind_int64(st, 2, max_sends);
     return update_returning(db, st, "send mtan claim", sends, NULL);
 }
@@ -331,7 +332,7 @@ enum db_rc db_send_mtan_claim(struct db *db, const char *id, int64_t max_sends, 
 enum db_rc db_send_mtan_unclaim(struct db *db, const char *id)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_SEND_MTAN_UNCLAIM);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, st, 1, id, -1);
     return db_stmt_exec(db, st, "send mtan unclaim");
 }
 
@@ -339,17 +340,17 @@ enum db_rc db_send_mtan_set(struct db *db, const char *id, const unsigned char *
                             int64_t expires)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_SEND_MTAN_SET);
-    sqlite3_bind_blob(st, 1, mac, (int)len, SQLITE_TRANSIENT);
+    db_bind_blob(db, st, 1, mac, (int)len);
     sqlite3_bind_int64(st, 2, expires);
-    sqlite3_bind_text(st, 3, id, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, st, 3, id, -1);
     return db_changed_one(db, db_stmt_exec(db, st, "send mtan set"));
 }
 
 enum db_rc db_send_mtan_use(struct db *db, const char *id, const unsigned char *mac, size_t len)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_SEND_MTAN_USE);
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_blob(st, 2, mac, (int)len, SQLITE_TRANSIENT);
+    db_bind_text(db, st, 1, id, -1);
+    db_bind_blob(db, st, 2, mac, (int)len);
     return db_changed_one(db, db_stmt_exec(db, st, "send mtan use"));
 }
 
@@ -377,10 +378,10 @@ static void apikey_from_row(sqlite3_stmt *st, struct db_apikey *k)
 enum db_rc db_apikey_insert(struct db *db, const struct db_apikey *k)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_APIKEY_INSERT);
-    sqlite3_bind_text(st, 1, k->id, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, st, 1, k->id, -1);
     sqlite3_bind_int64(st, 2, k->user_id);
-    db_bind_text_or_null(st, 3, k->label);
-    sqlite3_bind_blob(st, 4, k->hash, DB_HASH_BYTES, SQLITE_TRANSIENT);
+    db_bind_text_or_null(db, st, 3, k->label);
+    db_bind_blob(db, st, 4, k->hash, DB_HASH_BYTES);
     sqlite3_bind_int64(st, 5, k->created ? k->created : db_now());
     sqlite3_bind_int64(st, 6, k->revoked);
     sqlite3_bind_int64(st, 7, k->last_used);
@@ -391,8 +392,8 @@ enum db_rc db_apikey_get_by_hash(struct db *db, const unsigned char hash[DB_HASH
                                  struct db_apikey *out)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_APIKEY_BY_HASH);
-    sqlite3_bind_blob(st, 1, hash, DB_HASH_BYTES, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(st);
+    db_bind_blob(db, st, 1, hash, DB_HASH_BYTES);
+    int rc = db_step(db, st);
     enum db_rc r = DB_NOTFOUND;
     if (rc == SQLITE_ROW) {
         apikey_from_row(st, out);
@@ -400,7 +401,7 @@ enum db_rc db_apikey_get_by_hash(struct db *db, const unsigned char hash[DB_HASH
     } else if (rc != SQLITE_DONE) {
         r = db_rc_from(db, rc, "apikey get");
     }
-    db_stmt_done(st);
+    db_stmt_done(db, st);
     return r;
 }
 
@@ -409,7 +410,7 @@ enum db_rc db_apikey_foreach(struct db *db, int (*fn)(const struct db_apikey *k,
 {
     sqlite3_stmt *st = db_stmt(db, SQL_APIKEY_ALL);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = db_step(db, st)) == SQLITE_ROW) {
         struct db_apikey k;
         apikey_from_row(st, &k);
         int stop = fn(&k, arg);
@@ -418,7 +419,7 @@ enum db_rc db_apikey_foreach(struct db *db, int (*fn)(const struct db_apikey *k,
             break;
     }
     enum db_rc r = rc == SQLITE_ROW ? DB_OK : db_rc_from(db, rc, "apikey list");
-    db_stmt_done(st);
+    db_stmt_done(db, st);
     return r;
 }
 
@@ -426,7 +427,7 @@ enum db_rc db_apikey_revoke(struct db *db, const char *id)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_APIKEY_REVOKE);
     sqlite3_bind_int64(st, 1, db_now());
-    sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, st, 2, id, -1);
     return db_changed_one(db, db_stmt_exec(db, st, "apikey revoke"));
 }
 
@@ -434,7 +435,7 @@ enum db_rc db_apikey_touch(struct db *db, const char *id, int64_t now)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_APIKEY_TOUCH);
     sqlite3_bind_int64(st, 1, now);
-    sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, st, 2, id, -1);
     return db_stmt_exec(db, st, "apikey touch");
 }
 
@@ -449,8 +450,8 @@ void db_idem_clear(struct db_idem *r)
 enum db_rc db_idem_claim(struct db *db, const char *apikey_id, const char *key, int64_t now)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_IDEM_CLAIM);
-    sqlite3_bind_text(st, 1, apikey_id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, st, 1, apikey_id, -1);
+    db_bind_text(db, st, 2, key, -1);
     sqlite3_bind_int64(st, 3, now);
     return db_stmt_exec(db, st, "idempotency claim");
 }
@@ -458,9 +459,9 @@ enum db_rc db_idem_claim(struct db *db, const char *apikey_id, const char *key, 
 enum db_rc db_idem_get(struct db *db, const char *apikey_id, const char *key, struct db_idem *out)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_IDEM_GET);
-    sqlite3_bind_text(st, 1, apikey_id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(st);
+    db_bind_text(db, st, 1, apikey_id, -1);
+    db_bind_text(db, st, 2, key, -1);
+    int rc = db_step(db, st);
     enum db_rc r = DB_NOTFOUND;
     if (rc == SQLITE_ROW) {
         memset(out, 0, sizeof(*out));
@@ -474,7 +475,7 @@ enum db_rc db_idem_get(struct db *db, const char *apikey_id, const char *key, st
     } else if (rc != SQLITE_DONE) {
         r = db_rc_from(db, rc, "idempotency get");
     }
-    db_stmt_done(st);
+    db_stmt_done(db, st);
     return r;
 }
 
@@ -482,19 +483,19 @@ enum db_rc db_idem_finish(struct db *db, const char *apikey_id, const char *key,
                           const struct db_idem *r)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_IDEM_FINISH);
-    sqlite3_bind_blob(st, 1, r->fingerprint, DB_HASH_BYTES, SQLITE_TRANSIENT);
+    db_bind_blob(db, st, 1, r->fingerprint, DB_HASH_BYTES);
     sqlite3_bind_int(st, 2, r->status);
-    bind_blob_or_null(st, 3, r->response, r->response_len);
-    sqlite3_bind_text(st, 4, apikey_id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 5, key, -1, SQLITE_TRANSIENT);
+    bind_blob_or_null(db, st, 3, r->response, r->response_len);
+    db_bind_text(db, st, 4, apikey_id, -1);
+    db_bind_text(db, st, 5, key, -1);
     return db_changed_one(db, db_stmt_exec(db, st, "idempotency finish"));
 }
 
 enum db_rc db_idem_delete(struct db *db, const char *apikey_id, const char *key)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_IDEM_DELETE);
-    sqlite3_bind_text(st, 1, apikey_id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, st, 1, apikey_id, -1);
+    db_bind_text(db, st, 2, key, -1);
     return db_stmt_exec(db, st, "idempotency delete");
 }
 

@@ -81,8 +81,8 @@ static void route_from_row(sqlite3_stmt *st, struct db_sms_route *r)
 enum db_rc db_sms_route_get(struct db *db, const char *name, struct db_sms_route *out)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_ROUTE_GET);
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(st);
+    db_bind_text(db, st, 1, name, -1);
+    int rc = db_step(db, st);
     enum db_rc r = DB_NOTFOUND;
     if (rc == SQLITE_ROW) {
         route_from_row(st, out);
@@ -90,14 +90,14 @@ enum db_rc db_sms_route_get(struct db *db, const char *name, struct db_sms_route
     } else if (rc != SQLITE_DONE) {
         r = db_rc_from(db, rc, "sms route get");
     }
-    db_stmt_done(st);
+    db_stmt_done(db, st);
     return r;
 }
 
 enum db_rc db_sms_route_ok(struct db *db, const char *name, int64_t now)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_ROUTE_OK);
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, st, 1, name, -1);
     sqlite3_bind_int64(st, 2, now);
     return db_stmt_exec(db, st, "sms route ok");
 }
@@ -106,27 +106,27 @@ enum db_rc db_sms_route_failed(struct db *db, const char *name, int64_t now, int
                                int64_t cool_until, const char *error, int64_t *failures)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_ROUTE_FAILED);
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, st, 1, name, -1);
     sqlite3_bind_int64(st, 2, now);
     sqlite3_bind_int64(st, 3, threshold);
     sqlite3_bind_int64(st, 4, cool_until);
-    db_bind_text_or_null(st, 5, error);
-    int rc = sqlite3_step(st);
+    db_bind_text_or_null(db, st, 5, error);
+    int rc = db_step(db, st);
     enum db_rc r;
     if (rc == SQLITE_ROW) {
         if (failures)
             *failures = sqlite3_column_int64(st, 0);
-        rc = sqlite3_step(st);
+        rc = db_step(db, st);
     }
     r = rc == SQLITE_DONE ? DB_OK : db_rc_from(db, rc, "sms route failed");
-    db_stmt_done(st);
+    db_stmt_done(db, st);
     return r;
 }
 
 enum db_rc db_sms_route_probe(struct db *db, const char *name, int64_t now, int64_t cool_until)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_ROUTE_PROBE);
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, st, 1, name, -1);
     sqlite3_bind_int64(st, 2, now);
     sqlite3_bind_int64(st, 3, cool_until);
     return db_changed_one(db, db_stmt_exec(db, st, "sms route probe"));
@@ -137,7 +137,7 @@ enum db_rc db_sms_route_foreach(struct db *db, int (*fn)(const struct db_sms_rou
 {
     sqlite3_stmt *st = db_stmt(db, SQL_ROUTE_ALL);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = db_step(db, st)) == SQLITE_ROW) {
         struct db_sms_route r;
         route_from_row(st, &r);
         int stop = fn(&r, arg);
@@ -146,45 +146,45 @@ enum db_rc db_sms_route_foreach(struct db *db, int (*fn)(const struct db_sms_rou
             break;
     }
     enum db_rc r = rc == SQLITE_ROW ? DB_OK : db_rc_from(db, rc, "sms route list");
-    db_stmt_done(st);
+    db_stmt_done(db, st);
     return r;
 }
 
 /* ---- rate-limit counters ---- */
 
-static void cap_bind(sqlite3_stmt *st, const struct db_sms_cap *c)
+static void cap_bind(struct db *db, sqlite3_stmt *st, const struct db_sms_cap *c)
 {
-    sqlite3_bind_text(st, 1, c->scope, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, c->key, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, st, 1, c->scope, -1);
+    db_bind_text(db, st, 2, c->key, -1);
     sqlite3_bind_int64(st, 3, c->slot_end);
 }
 
 static enum db_rc cap_count(struct db *db, const struct db_sms_cap *c, int64_t *count)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_CAP_GET);
-    cap_bind(st, c);
-    int rc = sqlite3_step(st);
+    cap_bind(db, st, c);
+    int rc = db_step(db, st);
     enum db_rc r = DB_OK;
     *count = 0;
     if (rc == SQLITE_ROW)
         *count = sqlite3_column_int64(st, 0);
     else if (rc != SQLITE_DONE)
         r = db_rc_from(db, rc, "sms cap get");
-    db_stmt_done(st);
+    db_stmt_done(db, st);
     return r;
 }
 
 static enum db_rc cap_add(struct db *db, struct db_sms_cap *c)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_CAP_ADD);
-    cap_bind(st, c);
-    int rc = sqlite3_step(st);
+    cap_bind(db, st, c);
+    int rc = db_step(db, st);
     if (rc == SQLITE_ROW) {
         c->count = sqlite3_column_int64(st, 0);
-        rc = sqlite3_step(st);
+        rc = db_step(db, st);
     }
     enum db_rc r = rc == SQLITE_DONE ? DB_OK : db_rc_from(db, rc, "sms cap add");
-    db_stmt_done(st);
+    db_stmt_done(db, st);
     return r;
 }
 
@@ -218,7 +218,7 @@ enum db_rc db_sms_caps_give_back(struct db *db, const struct db_sms_cap *caps, s
     enum db_rc r = DB_OK;
     for (size_t i = 0; i < n && r == DB_OK; i++) {
         sqlite3_stmt *st = db_stmt(db, SQL_CAP_SUB);
-        cap_bind(st, &caps[i]);
+        cap_bind(db, st, &caps[i]);
         r = db_stmt_exec(db, st, "sms cap give back");
     }
     return r;
@@ -237,29 +237,29 @@ enum db_rc db_sms_outbox_insert(struct db *db, const struct db_sms_out *o)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_OUT_INSERT);
     int64_t now = o->created ? o->created : db_now();
-    sqlite3_bind_text(st, 1, o->id, -1, SQLITE_TRANSIENT);
-    db_bind_text_or_null(st, 2, o->send_id);
-    sqlite3_bind_text(st, 3, o->kind, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 4, o->state ? o->state : DB_SMS_SENDING, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, st, 1, o->id, -1);
+    db_bind_text_or_null(db, st, 2, o->send_id);
+    db_bind_text(db, st, 3, o->kind, -1);
+    db_bind_text(db, st, 4, o->state ? o->state : DB_SMS_SENDING, -1);
     sqlite3_bind_int64(st, 5, now);
     sqlite3_bind_int64(st, 6, o->updated ? o->updated : now);
-    db_bind_text_or_null(st, 7, o->route);
-    db_bind_text_or_null(st, 8, o->provider_ref);
+    db_bind_text_or_null(db, st, 7, o->route);
+    db_bind_text_or_null(db, st, 8, o->provider_ref);
     sqlite3_bind_int64(st, 9, o->attempts);
-    db_bind_text_or_null(st, 10, o->last_error);
+    db_bind_text_or_null(db, st, 10, o->last_error);
     return db_stmt_exec(db, st, "sms outbox insert");
 }
 
 enum db_rc db_sms_outbox_finish(struct db *db, const struct db_sms_out *o)
 {
     sqlite3_stmt *st = db_stmt(db, SQL_OUT_FINISH);
-    sqlite3_bind_text(st, 1, o->state, -1, SQLITE_TRANSIENT);
+    db_bind_text(db, st, 1, o->state, -1);
     sqlite3_bind_int64(st, 2, o->updated ? o->updated : db_now());
-    db_bind_text_or_null(st, 3, o->route);
-    db_bind_text_or_null(st, 4, o->provider_ref);
+    db_bind_text_or_null(db, st, 3, o->route);
+    db_bind_text_or_null(db, st, 4, o->provider_ref);
     sqlite3_bind_int64(st, 5, o->attempts);
-    db_bind_text_or_null(st, 6, o->last_error);
-    sqlite3_bind_text(st, 7, o->id, -1, SQLITE_TRANSIENT);
+    db_bind_text_or_null(db, st, 6, o->last_error);
+    db_bind_text(db, st, 7, o->id, -1);
     return db_changed_one(db, db_stmt_exec(db, st, "sms outbox finish"));
 }
 
@@ -269,12 +269,12 @@ enum db_rc db_sms_outbox_foreach(struct db *db, const char *send_id,
     sqlite3_stmt *st;
     if (send_id) {
         st = db_stmt(db, SQL_OUT_OF);
-        sqlite3_bind_text(st, 1, send_id, -1, SQLITE_TRANSIENT);
+        db_bind_text(db, st, 1, send_id, -1);
     } else {
         st = db_stmt(db, SQL_OUT_ALL);
     }
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = db_step(db, st)) == SQLITE_ROW) {
         struct db_sms_out o;
         memset(&o, 0, sizeof(o));
         const unsigned char *id = sqlite3_column_text(st, 0);
@@ -292,7 +292,7 @@ enum db_rc db_sms_outbox_foreach(struct db *db, const char *send_id,
             break;
     }
     enum db_rc r = rc == SQLITE_ROW ? DB_OK : db_rc_from(db, rc, "sms outbox list");
-    db_stmt_done(st);
+    db_stmt_done(db, st);
     return r;
 }
 

@@ -1,8 +1,9 @@
 /*
  * test_db — the SQLite store on a real database file: schema creation and
  * re-open, users, addresses (retired ones never reused), items and usage,
- * the usage counter's migration over a store that already has items, and
- * checkpoints deferred out of a connection's commits.
+ * the usage counter's migration over a store that already has items,
+ * checkpoints deferred out of a connection's commits, and a value SQLite
+ * could not copy when it was bound (an error, never a wrong answer).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -41,6 +42,31 @@ static int teardown(void **state)
     free(cmd);
     free(path);
     return r == 0 ? 0 : -1;
+}
+
+/* SQLite's allocator, wrapped: when armed, the next allocation of at least
+ * FAIL_MIN_BYTES fails (bigger than a lookaside slot, so SQLite must ask
+ * the allocator: a bound copy of a long text). */
+#define FAIL_MIN_BYTES 2000
+static sqlite3_mem_methods real_mem;
+static int fail_armed;
+
+static void *failing_malloc(int n)
+{
+    if (fail_armed && n >= FAIL_MIN_BYTES) {
+        fail_armed = 0;
+        return NULL;
+    }
+    return real_mem.xMalloc(n);
+}
+
+static void *failing_realloc(void *p, int n)
+{
+    if (fail_armed && n >= FAIL_MIN_BYTES) {
+        fail_armed = 0;
+        return NULL;
+    }
+    return real_mem.xRealloc(p, n);
 }
 
 static void make_user(struct db_user *u, const char *name)
@@ -321,12 +347,59 @@ static void test_deferred_checkpoints(void **state)
     free(p);
 }
 
+/* A bind whose copy cannot be allocated leaves the parameter NULL, and the
+ * statement would still run: a lookup of an existing address would say
+ * "no such address" (a permanent 5.1.1 for a lack of memory). */
+static void test_failed_bind(void **state)
+{
+    (void)state;
+    struct db *db;
+    assert_int_equal(db_open(path, &db), DB_OK);
+    struct db_user u;
+    make_user(&u, "bindy");
+    assert_int_equal(db_user_insert(db, &u), DB_OK);
+    char addr[FAIL_MIN_BYTES + 100];
+    memset(addr, 'b', sizeof(addr) - 1);
+    addr[sizeof(addr) - 1] = '\0';
+    memcpy(addr + sizeof(addr) - 1 - strlen("@mailin.test"), "@mailin.test",
+           strlen("@mailin.test"));
+    assert_int_equal(db_address_insert(db, addr, u.id), DB_OK);
+    int64_t uid = 0;
+    int retired = -1;
+    assert_int_equal(db_address_lookup(db, addr, &uid, &retired), DB_OK);
+
+    fail_armed = 1;
+    assert_int_equal(db_address_lookup(db, addr, &uid, &retired), DB_ERR);
+    assert_int_equal(fail_armed, 0); /* the fault was the bind's copy */
+    /* The statement is usable again at once. */
+    uid = 0;
+    assert_int_equal(db_address_lookup(db, addr, &uid, &retired), DB_OK);
+    assert_int_equal(uid, u.id);
+
+    /* A write: an address whose bind failed is not inserted as NULL. */
+    addr[0] = 'c';
+    fail_armed = 1;
+    assert_int_equal(db_address_insert(db, addr, u.id), DB_ERR);
+    assert_int_equal(db_address_lookup(db, addr, &uid, &retired), DB_NOTFOUND);
+    db_close(db);
+}
+
 int main(void)
 {
+    /* Before SQLite initialises (test_failed_bind). */
+    sqlite3_mem_methods m;
+    if (sqlite3_config(SQLITE_CONFIG_GETMALLOC, &real_mem) != SQLITE_OK)
+        return 1;
+    m = real_mem;
+    m.xMalloc = failing_malloc;
+    m.xRealloc = failing_realloc;
+    if (sqlite3_config(SQLITE_CONFIG_MALLOC, &m) != SQLITE_OK)
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_and_reopen), cmocka_unit_test(test_users_and_addresses),
         cmocka_unit_test(test_items),           cmocka_unit_test(test_usage_migration),
         cmocka_unit_test(test_events),          cmocka_unit_test(test_deferred_checkpoints),
+        cmocka_unit_test(test_failed_bind),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
