@@ -28,6 +28,9 @@
  * on a store connection of its own while batches go on committing, so no
  * session waits for it.
  *
+ * Threads are named smtpd-worker, smtpd-commit and smtpd-ckpt (the I/O
+ * thread smtpd-io) for ps -L and top -H.
+ *
  * Workers and the committer touch only the job (their own copies of every
  * string), never the session.
  */
@@ -212,6 +215,7 @@ static void checkpoint_ask(struct smtpd_pool *p, struct deliver_ctx *dc, struct 
 static void *checkpointer_main(void *arg)
 {
     struct smtpd_pool *p = arg;
+    pthread_setname_np(pthread_self(), "smtpd-ckpt");
     struct worker w = {0};
     pthread_mutex_lock(&p->lock);
     for (;;) {
@@ -237,6 +241,7 @@ static void *checkpointer_main(void *arg)
 static void *committer_main(void *arg)
 {
     struct smtpd_pool *p = arg;
+    pthread_setname_np(pthread_self(), "smtpd-commit");
     struct worker w = {.defer_checkpoints = true};
     struct deliver_pending *pv[SMTPD_COMMIT_BATCH_MAX];
     struct smtpd_job *jobs[SMTPD_COMMIT_BATCH_MAX];
@@ -294,6 +299,7 @@ static void *committer_main(void *arg)
 static void *worker_main(void *arg)
 {
     struct smtpd_pool *p = arg;
+    pthread_setname_np(pthread_self(), "smtpd-worker");
     struct worker w = {0};
     for (;;) {
         pthread_mutex_lock(&p->lock);

@@ -542,6 +542,8 @@ struct deliver_ctx *smtpd_lookup_ctx(struct smtpd_server *srv, struct config *cf
 static void *io_main(void *arg)
 {
     struct smtpd_server *srv = arg;
+    /* Named for ps -L, top -H and the fault shim (FAULT_THREAD). */
+    pthread_setname_np(pthread_self(), "smtpd-io");
     struct epoll_event evs[SMTPD_EVENTS_MAX];
     uint64_t next_tick = smtpd_now_ms() + SMTPD_TICK_MS;
     for (;;) {

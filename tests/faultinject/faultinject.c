@@ -4,10 +4,12 @@
  * Product code is untouched: the shim sits between it and libc.
  *
  * Environment (nothing set: the shim only counts nothing and passes all):
- *   FAULT_OP      write | fsync | rename | open | malloc
+ *   FAULT_OP      write | read | fsync | rename | open | malloc
  *                   write   write, pwrite, pwrite64, writev, and the stdio
  *                           calls that write (fwrite, fputs, fputc, fflush,
  *                           fclose of a stream with a descriptor)
+ *                   read    read, pread, pread64 (SQLite reads pages
+ *                           with pread64; readv and stdio are not covered)
  *                   fsync   fsync, fdatasync
  *                   rename  rename, renameat, renameat2
  *                   open    open, open64, openat, openat64 (any flags),
@@ -20,6 +22,8 @@
  *                 descriptor names) that contain this string are eligible;
  *                 SQLite's files under the data dir are eligible like any
  *                 other (sealpost.db, -wal, -shm)
+ *   FAULT_THREAD  only calls made on threads of this name (the program's
+ *                 pthread_setname_np, e.g. smtpd-io) are eligible
  *   FAULT_REPORT  a file the shim writes at exit: "calls=N fired=K" (the
  *                 eligible calls seen, the faults injected), so a test knows
  *                 how far to walk N
@@ -41,18 +45,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
-enum fault_op { FOP_NONE, FOP_WRITE, FOP_FSYNC, FOP_RENAME, FOP_OPEN, FOP_MALLOC };
+enum fault_op { FOP_NONE, FOP_WRITE, FOP_READ, FOP_FSYNC, FOP_RENAME, FOP_OPEN, FOP_MALLOC };
 
 static enum fault_op fault_op = FOP_NONE;
 static long fault_n;
 static int fault_persist;
 static int fault_errno = EIO;
 static const char *fault_path;
+static const char *fault_thread;
 static const char *fault_report;
 static const char *fault_trace;
 static atomic_long fault_calls;
@@ -73,6 +79,8 @@ __attribute__((constructor)) static void fault_init(void)
     if (op && n) {
         if (strcmp(op, "write") == 0)
             fault_op = FOP_WRITE;
+        else if (strcmp(op, "read") == 0)
+            fault_op = FOP_READ;
         else if (strcmp(op, "fsync") == 0)
             fault_op = FOP_FSYNC;
         else if (strcmp(op, "rename") == 0)
@@ -101,6 +109,9 @@ __attribute__((constructor)) static void fault_init(void)
     fault_path = getenv("FAULT_PATH");
     if (fault_path && !*fault_path)
         fault_path = NULL;
+    fault_thread = getenv("FAULT_THREAD");
+    if (fault_thread && !*fault_thread)
+        fault_thread = NULL;
     fault_report = getenv("FAULT_REPORT");
     fault_trace = getenv("FAULT_TRACE");
     fault_ready = 1;
@@ -163,11 +174,22 @@ static void trace(long k, const char *fn)
     }
 }
 
+/* Whether the calling thread is the one FAULT_THREAD names (or none is). */
+static int thread_ok(void)
+{
+    char name[17] = {0}; /* the kernel's TASK_COMM_LEN (16) and a NUL */
+    if (fault_thread == NULL)
+        return 1;
+    if (prctl(PR_GET_NAME, name, 0, 0, 0) != 0)
+        return 0;
+    return strcmp(name, fault_thread) == 0;
+}
+
 /* Counts one eligible call of op; 1 when it must fail (errno is set). */
 #define fault_hit(op, eligible) fault_hit_fn(op, eligible, __func__)
 static int fault_hit_fn(enum fault_op op, int eligible, const char *fn)
 {
-    if (!fault_ready || fault_inside || op != fault_op || !eligible)
+    if (!fault_ready || fault_inside || op != fault_op || !eligible || !thread_ok())
         return 0;
     long k = atomic_fetch_add(&fault_calls, 1) + 1;
     if (fault_trace && op != FOP_MALLOC)
@@ -184,6 +206,32 @@ static int fault_hit_fn(enum fault_op op, int eligible, const char *fn)
     static ret (*real_##name)(__VA_ARGS__);                                                        \
     if (real_##name == NULL)                                                                       \
         real_##name = (ret(*)(__VA_ARGS__))dlsym(RTLD_NEXT, #name);
+
+/* ---- read ---- */
+
+ssize_t read(int fd, void *p, size_t n)
+{
+    REAL(ssize_t, read, int, void *, size_t);
+    if (fault_op == FOP_READ && fault_hit(FOP_READ, fd_ok(fd)))
+        return -1;
+    return real_read(fd, p, n);
+}
+
+ssize_t pread(int fd, void *p, size_t n, off_t off)
+{
+    REAL(ssize_t, pread, int, void *, size_t, off_t);
+    if (fault_op == FOP_READ && fault_hit(FOP_READ, fd_ok(fd)))
+        return -1;
+    return real_pread(fd, p, n, off);
+}
+
+ssize_t pread64(int fd, void *p, size_t n, off_t off)
+{
+    REAL(ssize_t, pread64, int, void *, size_t, off_t);
+    if (fault_op == FOP_READ && fault_hit(FOP_READ, fd_ok(fd)))
+        return -1;
+    return real_pread64(fd, p, n, off);
+}
 
 /* ---- write ---- */
 

@@ -14,6 +14,13 @@ a lookup on it fails or would wait for a lock, a worker does the lookup.
    thread's store open. RCPT must still answer 250 (from a worker), the
    message be delivered, a second session too, and the shim must report
    exactly one injected fault (the open that was meant).
+3. The same for a lookup that fails on an open connection: the shim fails
+   one read of the store on the I/O thread (FAULT_THREAD=smtpd-io). A dry
+   run with a trace counts that thread's reads of the store up to the
+   first RCPT's reply; the last of them belongs to the lookup (the
+   connection's open reads the schema before it). With FAULT_N = that
+   count, the lookup fails (SQLite's error in the log), RCPT still
+   answers 250 from a worker, and the message is delivered.
 Skipped under ASan (the shim and ASan both interpose libc).
 """
 import os
@@ -27,8 +34,19 @@ from sptest import Instance, Tap  # noqa: E402
 BUILD = os.environ.get("BUILD", "build")
 SHIM = os.path.abspath(os.path.join(SRC, BUILD, "faultinject.so"))
 LOCK_FILE = ".delivery.lock"
+STORE_FILE = "sealpost.db"    # the database and its -wal
+IO_THREAD = "smtpd-io"        # smtpd_server.c names its I/O thread so
 TIMEOUT = 30
 CONF = "[mailin]\ndkim_verify = no\nspf = no\ngreet_pause = 0s\n"
+
+
+def io_reads(trace):
+    """Reads counted in a shim trace so far (lines "K FUNCTION TARGET")."""
+    try:
+        with open(trace, "rb") as f:
+            return sum(1 for line in f if not line.startswith(b"- "))
+    except FileNotFoundError:
+        return 0
 
 
 def session(inst, rcpts, subject=None):
@@ -105,9 +123,42 @@ def main():
         log = inst.serve_log_tail()
         t.ok("no store error reported (the workers' store opened)",
              "cannot open the store" not in log)
+
+        # 3. A lookup on the I/O thread's open connection fails: a worker answers.
+        os.unlink(trace)
+        os.unlink(report)
+        env = {"LD_PRELOAD": SHIM, "FAULT_OP": "read", "FAULT_PATH": STORE_FILE,
+               "FAULT_THREAD": IO_THREAD, "FAULT_N": "0", "FAULT_TRACE": trace}
+        inst.start_serve(timeout=20, env=env)
+        r = session(inst, [rcpt])
+        reads = io_reads(trace)
+        inst.stop_serve()
+        t.diag("%d reads of the store on %s up to the first RCPT's reply" % (reads, IO_THREAD))
+        t.ok("the I/O thread reads the store for RCPT", r[0][0] == 250 and reads > 0,
+             "%r, %d reads" % (r, reads))
+
+        env = {"LD_PRELOAD": SHIM, "FAULT_OP": "read", "FAULT_PATH": STORE_FILE,
+               "FAULT_THREAD": IO_THREAD, "FAULT_N": str(reads), "FAULT_REPORT": report}
+        inst.start_serve(timeout=20, env=env)
+        r = session(inst, [rcpt], "after a failed lookup")
+        t.ok("failed lookup, RCPT answered by a worker: 250", r[0][0] == 250, repr(r[0]))
+        t.ok("failed lookup, its message delivered", r[1][0] == 250, repr(r[1]))
+        r = session(inst, [rcpt, unknown])
+        t.ok("after it, RCPT of a user: 250", r[0][0] == 250, repr(r[0]))
+        t.ok("after it, unknown address: 550 5.1.1",
+             r[1][0] == 550 and r[1][1].startswith("5.1.1"), repr(r[1]))
+        t.ok("serve stops with 0", inst.stop_serve() == 0)
+        with open(report) as f:
+            rep = f.read()
+        t.ok("exactly the one read failed (the lookup's)", "fired=1" in rep, rep.strip())
+        log = inst.serve_log_tail(1 << 20)
+        t.ok("the failed lookup is logged", "error: db: " in log,
+             " | ".join(ln for ln in log.splitlines() if "db:" in ln or "RCPT" in ln)[-1500:])
+
         subjects = sorted(it.get("subject") for it in inst.vault_list("alice"))
         t.ok("every message in the vault",
-             subjects == ["after a failed open", "plain", "second session"], repr(subjects))
+             subjects == ["after a failed lookup", "after a failed open", "plain",
+                          "second session"], repr(subjects))
     return t.done()
 
 
