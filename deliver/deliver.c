@@ -280,6 +280,7 @@ enum sp_status deliver_rcpt_check(struct deliver_ctx *d, const char *address, ui
     tag = NULL;
     out->user_id = u.id;
     out->user_name = xstrdup(u.name);
+    memcpy(out->public_key, u.public_key, sizeof(out->public_key));
 done:
     db_user_clear(&u);
     free(local);
@@ -690,22 +691,18 @@ static char *meta_build(const struct deliver_pending *dl, const struct item_out 
 static enum sp_status item_open(struct deliver_pending *dl, struct item_out *it)
 {
     struct deliver_ctx *d = dl->d;
-    struct db_user u = {0};
-    enum db_rc r = db_user_get_by_id(d->db, it->rcpt->user_id, &u);
-    if (r != DB_OK)
-        return r == DB_NOTFOUND ? SP_UNKNOWN_USER : status_from_db(r);
+    /* The user as deliver_rcpt_check read it: users are never deleted and
+     * their public key never changes; the commit reads the user again (its
+     * quota) inside the transaction. */
     it->user_id = it->rcpt->user_id;
-    it->user_name = xstrdup(it->rcpt->user_name ? it->rcpt->user_name : u.name);
+    it->user_name = xstrdup(it->rcpt->user_name);
     rand_id(it->id);
     blob_id_new(it->blob);
     it->key = item_key_new();
-    if (it->key == NULL) {
-        db_user_clear(&u);
+    if (it->key == NULL)
         return SP_TEMPFAIL;
-    }
     vault_key_new(it->key);
-    vault_key_seal(it->key, u.public_key, it->sealed_key);
-    db_user_clear(&u);
+    vault_key_seal(it->key, it->rcpt->public_key, it->sealed_key);
     it->dir = xasprintf("%s/%.*s", d->blobs_dir, BLOB_PREFIX_LEN, it->blob);
     if (!blob_dir_known(d, blob_dir_index(it->blob)) && mkdir(it->dir, 0700) < 0 &&
         errno != EEXIST) {

@@ -14,6 +14,7 @@
 #ifndef SEALPOST_DELIVER_H
 #define SEALPOST_DELIVER_H
 
+#include "lib/db.h"
 #include "lib/rand.h"
 #include "lib/status.h"
 #include "policy/config.h"
@@ -42,6 +43,9 @@ struct rcpt {
     char *tag;     /* the +tag, or NULL */
     int64_t user_id;
     char *user_name;
+    /* The user's public key, read with the user (it never changes: items
+     * are sealed to it without reading the user again). */
+    unsigned char public_key[DB_PUBKEY_BYTES];
 };
 void rcpt_clear(struct rcpt *r);
 
