@@ -332,6 +332,7 @@ static void child_setup(int wfd, const struct mime_limits *lim, pid_t parent)
     (void)sigprocmask(SIG_SETMASK, &none, NULL);
     /* Die with the thread that forked us; it may already be gone. */
     (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+    (void)prctl(PR_SET_NAME, "mime-parser", 0, 0, 0); /* for ps and top */
     if (getppid() != parent)
         _exit(MIME_CHILD_EXIT_SETUP);
 
@@ -892,6 +893,8 @@ static struct spawn_req *spawn_queue; /* under spawn_lock */
 static void *spawner_main(void *arg)
 {
     (void)arg;
+    /* Not the name of the thread that started it (ps -L, top -H). */
+    pthread_setname_np(pthread_self(), "mime-spawner");
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are for other threads */
