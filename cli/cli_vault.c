@@ -72,17 +72,29 @@ static int vault_unlock(struct cli *c, const char *name, int by_recovery, struct
     return 0;
 }
 
-/* Opens an item's key (locked memory) and metadata (parsed JSON). */
+/* Drops what item_open made when it fails: the caller sees NULLs, so its
+ * own cleanup frees nothing twice. */
+static int item_open_fail(unsigned char **key, json_t **meta)
+{
+    sodium_free(*key);
+    *key = NULL;
+    json_decref(*meta);
+    *meta = NULL;
+    return -1;
+}
+
+/* Opens an item's key (locked memory) and metadata (parsed JSON). On
+ * failure both are NULL. */
 static int item_open(const struct opened *o, const struct db_item *it, unsigned char **key,
                      json_t **meta)
 {
+    *meta = NULL;
     *key = sodium_malloc(VAULT_KEY_BYTES);
     if (*key == NULL)
         return -1;
     if (vault_key_open(it->sealed_key, it->sealed_key_len, o->u.public_key, o->sk, *key) < 0) {
         fprintf(stderr, "sealpost: item %s: the sealed key does not open\n", it->id);
-        sodium_free(*key);
-        return -1;
+        return item_open_fail(key, meta);
     }
     char *m = NULL;
     size_t mlen = 0;
@@ -90,8 +102,7 @@ static int item_open(const struct opened *o, const struct db_item *it, unsigned 
                                       VAULT_META_MAX, &m, &mlen);
     if (rc != VAULT_OK) {
         fprintf(stderr, "sealpost: item %s: metadata: %s\n", it->id, vault_rc_str(rc));
-        sodium_free(*key);
-        return -1;
+        return item_open_fail(key, meta);
     }
     json_error_t err;
     *meta = json_loadb(m, mlen, 0, &err);
@@ -99,9 +110,7 @@ static int item_open(const struct opened *o, const struct db_item *it, unsigned 
     free(m);
     if (*meta == NULL || !json_is_object(*meta)) {
         fprintf(stderr, "sealpost: item %s: metadata is not a record\n", it->id);
-        json_decref(*meta);
-        sodium_free(*key);
-        return -1;
+        return item_open_fail(key, meta);
     }
     return 0;
 }
