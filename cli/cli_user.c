@@ -9,13 +9,16 @@
 #include "cli/cli.h"
 #include "deliver/users.h"
 #include "lib/db.h"
+#include "lib/fsutil.h"
 #include "lib/xalloc.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Shortest password accepted for a vault key. */
 #define USER_PASSWORD_MIN 8
@@ -70,6 +73,58 @@ static char *new_password_read(struct cli *c, const char *prompt)
     return pw;
 }
 
+/* What user add prints, made before its commit (users_create). */
+struct add_out {
+    struct cli *c;
+    const char *name;
+    char *text; /* holds the recovery code: zeroed when freed */
+    size_t len;
+};
+
+static int add_out_prepare(const char *address, const char *recovery, void *arg)
+{
+    struct add_out *o = arg;
+    if (o->c->json) {
+        json_t *v = json_pack("{s:s,s:s,s:s}", "name", o->name, "address", address, "recovery_code",
+                              recovery);
+        char *j = v ? json_dumps(v, JSON_INDENT(2) | JSON_ENSURE_ASCII) : NULL;
+        json_decref(v);
+        if (j == NULL)
+            return -1;
+        int n = asprintf(&o->text, "%s\n", j);
+        sodium_memzero(j, strlen(j));
+        free(j);
+        if (n < 0) {
+            o->text = NULL;
+            return -1;
+        }
+        o->len = (size_t)n;
+        return 0;
+    }
+    int n = asprintf(&o->text,
+                     "user:          %s\n"
+                     "address:       %s\n"
+                     "recovery code: %s\n"
+                     "Write the recovery code down now and keep it offline: it is shown only "
+                     "once,\n"
+                     "and without it or the password the vault cannot be opened by anyone.\n",
+                     o->name, address, recovery);
+    if (n < 0) {
+        o->text = NULL;
+        return -1;
+    }
+    o->len = (size_t)n;
+    return 0;
+}
+
+static void add_out_free(struct add_out *o)
+{
+    if (o->text)
+        sodium_memzero(o->text, o->len);
+    free(o->text);
+    o->text = NULL;
+}
+
 static int user_add(struct cli *c, struct db *db, int argc, char **argv)
 {
     const char *email = cli_opt_value(&argc, argv, "--email");
@@ -91,23 +146,23 @@ static int user_add(struct cli *c, struct db *db, int argc, char **argv)
         return CLI_ERR;
     char *address = NULL;
     char recovery[KEYS_RECOVERY_LEN + 1];
-    enum users_rc rc = users_create(db, c->cfg, name, email, phone, plan, pw, &address, recovery);
+    struct add_out out = {.c = c, .name = name};
+    enum users_rc rc = users_create(db, c->cfg, name, email, phone, plan, pw, &address, recovery,
+                                    add_out_prepare, &out);
     cli_secret_free(pw);
-    if (rc != USERS_OK)
-        return cli_fail("user add %s: %s", name, users_rc_str(rc));
-    if (c->json) {
-        cli_json_print(json_pack("{s:s,s:s,s:s}", "name", name, "address", address, "recovery_code",
-                                 recovery));
-    } else {
-        printf("user:          %s\n"
-               "address:       %s\n"
-               "recovery code: %s\n"
-               "Write the recovery code down now and keep it offline: it is shown only once,\n"
-               "and without it or the password the vault cannot be opened by anyone.\n",
-               name, address, recovery);
-    }
     sodium_memzero(recovery, sizeof(recovery));
     free(address);
+    if (rc != USERS_OK) {
+        add_out_free(&out);
+        return cli_fail("user add %s: %s", name, users_rc_str(rc));
+    }
+    /* Prepared before the commit: writing it allocates nothing. */
+    int r = write_all(STDOUT_FILENO, out.text, out.len);
+    add_out_free(&out);
+    if (r < 0)
+        return cli_fail("user add %s: created, but its address and recovery code could not "
+                        "be shown (%s); the password opens the vault",
+                        name, strerror(errno));
     return CLI_OK;
 }
 

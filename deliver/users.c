@@ -87,7 +87,8 @@ enum users_rc users_address_new(struct db *db, const struct config *cfg, int64_t
 enum users_rc users_create(struct db *db, const struct config *cfg, const char *name,
                            const char *email, const char *phone, const char *plan,
                            const char *password, char **address,
-                           char recovery[KEYS_RECOVERY_LEN + 1])
+                           char recovery[KEYS_RECOVERY_LEN + 1],
+                           users_before_commit_fn before_commit, void *arg)
 {
     if (!users_name_valid(name))
         return USERS_BAD_NAME;
@@ -116,7 +117,8 @@ enum users_rc users_create(struct db *db, const struct config *cfg, const char *
         rc = USERS_EXISTS;
     } else if (r == DB_OK) {
         rc = users_address_new(db, cfg, u.id, address);
-        if (rc == USERS_OK && db_commit(db) != DB_OK) {
+        if (rc == USERS_OK && ((before_commit && before_commit(*address, recovery, arg) < 0) ||
+                               db_commit(db) != DB_OK)) {
             free(*address);
             *address = NULL;
             rc = USERS_STORE;

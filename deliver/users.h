@@ -36,12 +36,18 @@ int users_name_valid(const char *name);
 
 /*
  * Creates a user. address receives the first Mail-in address (malloc'd),
- * recovery the recovery code to show once.
+ * recovery the recovery code to show once. before_commit (may be NULL) is
+ * called with both once the rows are written but not yet committed; when
+ * it returns < 0 nothing is committed (USERS_STORE). The recovery code is
+ * shown only once, so whoever shows it prepares that output there: after
+ * the commit nothing that could fail (an allocation) should stand between
+ * the new user and its recovery code reaching the admin.
  */
-enum users_rc users_create(struct db *db, const struct config *cfg, const char *name,
-                           const char *email, const char *phone, const char *plan,
-                           const char *password, char **address,
-                           char recovery[KEYS_RECOVERY_LEN + 1])
+typedef int (*users_before_commit_fn)(const char *address, const char *recovery, void *arg);
+enum users_rc
+users_create(struct db *db, const struct config *cfg, const char *name, const char *email,
+             const char *phone, const char *plan, const char *password, char **address,
+             char recovery[KEYS_RECOVERY_LEN + 1], users_before_commit_fn before_commit, void *arg)
     __attribute__((warn_unused_result));
 
 /* Issues one more random Mail-in address (malloc'd) for user_id. */
