@@ -157,12 +157,12 @@ static int user_add(struct cli *c, struct db *db, int argc, char **argv)
         return cli_fail("user add %s: %s", name, users_rc_str(rc));
     }
     /* Prepared before the commit: writing it allocates nothing. */
-    int r = write_all(STDOUT_FILENO, out.text, out.len);
+    int e = write_all(STDOUT_FILENO, out.text, out.len) < 0 ? errno : 0;
     add_out_free(&out);
-    if (r < 0)
+    if (e != 0)
         return cli_fail("user add %s: created, but its address and recovery code could not "
                         "be shown (%s); the password opens the vault",
-                        name, strerror(errno));
+                        name, strerror(e));
     return CLI_OK;
 }
 
