@@ -31,74 +31,79 @@ import time
 SRC = os.environ.get("SEALPOST_SRC") or os.path.abspath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
-from sptest import Instance, Tap  # noqa: E402
+from sptest import Instance, Tap, fault_shim, malloc_sample  # noqa: E402
 
-BUILD = os.environ.get("BUILD", "build")
-SHIM = os.path.join(SRC, BUILD, "faultinject.so")
+SHIM = fault_shim()
 SAMPLES = int(os.environ.get("SPTEST_FAULT_MALLOC_SAMPLES") or 40)
 LAST_N = 20               # the allocations after user add's commit, and more
 ABORTS = (-signal.SIGABRT, -signal.SIGTRAP)
 FAILED_OK = (1, 75) + ABORTS
 
 
-def sample(calls, rng):
-    ns = set(range(1, min(calls, 10) + 1))
-    ns.update(range(max(1, calls - LAST_N + 1), calls + 1))
-    k = 1
-    while k < calls:
-        ns.add(k)
-        k = int(k * 1.6) + 1
-    while len(ns) < SAMPLES + LAST_N + 10 and len(ns) < calls:
-        ns.add(rng.randint(1, calls))
-    return sorted(ns)
+def walk(t, inst, rng, label, run, judge, what):
+    """One malloc walk of a command. run(env) runs it once with the shim's
+    environment; judge(n, p) names what is wrong with the run that failed
+    allocation n (None: nothing). The dry run (no fault) counts the
+    allocations and must succeed."""
+    rep = os.path.join(inst.dir, "fault.report")
 
+    def faulted(n):
+        p = run({"LD_PRELOAD": SHIM, "FAULT_OP": "malloc", "FAULT_N": str(n),
+                 "FAULT_REPORT": rep})
+        calls = None
+        if os.path.exists(rep):
+            with open(rep) as f:
+                calls = int(f.read().split()[0].split("=")[1])
+            os.unlink(rep)
+        return p, calls
 
-def report_calls(path):
-    with open(path) as f:
-        first = f.read().split("\n")[0]
-    os.unlink(path)
-    return int(first.split()[0].split("=")[1])
+    p, calls = faulted(0)
+    if not t.ok("%s: dry run" % label, p.returncode == 0 and calls,
+                "exit %r, %r allocations" % (p.returncode, calls)):
+        return
+    ns = malloc_sample(calls, rng, SAMPLES, last=LAST_N)
+    t.diag("%s: %d allocations, %d sampled" % (label, calls, len(ns)))
+    problems = []
+    for n in ns:
+        p, _ = faulted(n)
+        if p.returncode not in (0,) + FAILED_OK:
+            problems.append("N=%d: exit %r: %s" % (n, p.returncode, p.err.strip()[-200:]))
+        else:
+            why = judge(n, p)
+            if why:
+                problems.append("N=%d: %s" % (n, why))
+    t.ok("%s: %s" % (label, what), not problems, "; ".join(problems[:5]))
 
 
 def walk_user_add(t, inst, rng):
-    rep = os.path.join(inst.dir, "user.report")
+    name = ["dryrun"]
 
-    def add(name, n):
-        env = {"LD_PRELOAD": SHIM, "FAULT_OP": "malloc", "FAULT_N": str(n),
-               "FAULT_REPORT": rep}
-        return inst.run("user", "add", name, "--email", name + "@example.org", "--json",
-                        "--password-stdin", input="pw-%s-secret\n" % name, check=False,
+    def add(env=None):
+        return inst.run("user", "add", name[0], "--email", name[0] + "@example.org", "--json",
+                        "--password-stdin", input="pw-%s-secret\n" % name[0], check=False,
                         env=env)
 
-    p = add("dryrun", 0)
-    calls = report_calls(rep)
-    if not t.ok("user add: dry run", p.returncode == 0 and calls > 0,
-                "exit %r, %r allocations" % (p.returncode, calls)):
-        return
-    ns = sample(calls, rng)
-    t.diag("user add: %d allocations, %d sampled" % (calls, len(ns)))
-    problems = []
-    for n in ns:
-        name = "fa%d" % n
-        p = add(name, n)
-        if os.path.exists(rep):
-            os.unlink(rep)
+    def run(env):
+        if env["FAULT_N"] != "0":
+            name[0] = "fa" + env["FAULT_N"]
+        return add(env)
+
+    def judge(n, p):
         if p.returncode == 0:
             doc = json.loads(p.out)
-            lst = inst.run("vault", "list", name, "--json", "--password-stdin",
-                           input="pw-%s-secret\n" % name, check=False)
+            lst = inst.run("vault", "list", name[0], "--json", "--password-stdin",
+                           input="pw-%s-secret\n" % name[0], check=False)
             got = inst.deliver(b"Subject: hi\r\n\r\nhello\r\n", doc["address"])
             if lst.returncode != 0 or got != 0 or not doc.get("recovery_code"):
-                problems.append("N=%d: exit 0 but list %r, deliver %r" % (n, lst.returncode, got))
-            continue
-        if p.returncode not in FAILED_OK:
-            problems.append("N=%d: exit %r: %s" % (n, p.returncode, p.err.strip()[-200:]))
-        again = inst.run("user", "add", name, "--email", name + "@example.org", "--json",
-                         "--password-stdin", input="pw-%s-secret\n" % name, check=False)
+                return "exit 0 but list %r, deliver %r" % (lst.returncode, got)
+            return None
+        again = add()
         if again.returncode != 0:
-            problems.append("N=%d: exit %r left a user behind (adding it again: %s)"
-                            % (n, p.returncode, again.err.strip()[-200:]))
-    t.ok("user add: never a half user", not problems, "; ".join(problems[:5]))
+            return "exit %r left a user behind (adding it again: %s)" % (
+                p.returncode, again.err.strip()[-200:])
+        return None
+
+    walk(t, inst, rng, "user add", run, judge, "never a half user")
 
 
 def walk_vault_get(t, inst, rng):
@@ -113,39 +118,27 @@ def walk_vault_get(t, inst, rng):
     if not t.ok("vault get: delivered", inst.deliver(msg, u["address"]) == 0):
         return
     item = inst.vault_list("getter")[0]["id"]
-    rep = os.path.join(inst.dir, "get.report")
+    good = os.path.join(inst.dir, "get-good")
+    out = os.path.join(inst.dir, "get-out")
 
-    def get(n, out):
-        shutil.rmtree(out, ignore_errors=True)
-        os.makedirs(out)
-        env = {"LD_PRELOAD": SHIM, "FAULT_OP": "malloc", "FAULT_N": str(n),
-               "FAULT_REPORT": rep}
-        return inst.run("vault", "get", "getter", item, "--out", out, "--password-stdin",
+    def run(env):
+        d = good if env["FAULT_N"] == "0" else out
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        return inst.run("vault", "get", "getter", item, "--out", d, "--password-stdin",
                         input=inst.password("getter") + "\n", check=False, env=env)
 
-    good = os.path.join(inst.dir, "get-good")
-    p = get(0, good)
-    calls = report_calls(rep)
-    if not t.ok("vault get: dry run", p.returncode == 0 and calls > 0,
-                "exit %r, %r allocations" % (p.returncode, calls)):
-        return
-    ns = sample(calls, rng)
-    t.diag("vault get: %d allocations, %d sampled" % (calls, len(ns)))
-    out = os.path.join(inst.dir, "get-out")
-    problems = []
-    for n in ns:
-        p = get(n, out)
-        if os.path.exists(rep):
-            os.unlink(rep)
-        if p.returncode == 0:
-            names = sorted(os.listdir(good))
-            if sorted(os.listdir(out)) != names or not all(
-                    filecmp.cmp(os.path.join(good, f), os.path.join(out, f), shallow=False)
-                    for f in names):
-                problems.append("N=%d: exit 0 with other files" % n)
-        elif p.returncode not in FAILED_OK:
-            problems.append("N=%d: exit %r: %s" % (n, p.returncode, p.err.strip()[-200:]))
-    t.ok("vault get: right files or an error", not problems, "; ".join(problems[:5]))
+    def judge(n, p):
+        if p.returncode != 0:
+            return None
+        names = sorted(os.listdir(good))
+        if sorted(os.listdir(out)) != names or not all(
+                filecmp.cmp(os.path.join(good, f), os.path.join(out, f), shallow=False)
+                for f in names):
+            return "exit 0 with other files"
+        return None
+
+    walk(t, inst, rng, "vault get", run, judge, "right files or an error")
 
 
 def main():

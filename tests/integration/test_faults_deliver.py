@@ -42,10 +42,10 @@ SRC = os.environ.get("SEALPOST_SRC") or os.path.abspath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
 
-from sptest import Instance, Tap  # noqa: E402
+from sptest import Instance, Tap, fault_shim, malloc_sample  # noqa: E402
 
 BUILD = os.environ.get("BUILD", "build")
-SHIM = os.path.join(SRC, BUILD, "faultinject.so")
+SHIM = fault_shim()
 MALLOC_SAMPLES = int(os.environ.get("SPTEST_FAULT_MALLOC_SAMPLES") or 40)
 FILE_WALK_MAX = int(os.environ.get("SPTEST_FAULT_WALK_MAX") or 400)
 EX_TEMPFAIL = 75
@@ -272,16 +272,10 @@ def walk_malloc(t, w):
     if not t.ok("faults-malloc-counted", calls and p.returncode == 0,
                 f"dry run: exit {p.returncode}, calls {calls}"):
         return
-    ns = set(range(1, min(calls, 10) + 1))
-    k = 1
-    while k < calls:
-        ns.add(k)
-        k = int(k * 1.6) + 1
-    while len(ns) < MALLOC_SAMPLES and len(ns) < calls:
-        ns.add(w.rng.randint(1, calls))
+    ns = malloc_sample(calls, w.rng, MALLOC_SAMPLES)
     t.diag(f"malloc: {calls} allocations per delivery, {len(ns)} sampled")
     aborted = 0
-    for n in sorted(ns):
+    for n in ns:
         p, _, fired, subj, body, data = w.deliver("malloc", n, dict(base, FAULT_N=str(n)))
         aborted += p.returncode in ABORTS
         w.check_after(f"malloc N={n}", p, fired, subj, body, data, allow_abort=True)

@@ -52,11 +52,10 @@ SRC = os.environ.get("SEALPOST_SRC") or os.path.abspath(os.path.join(HERE, "..",
 sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
 sys.path.insert(0, os.path.join(SRC, "tests", "browser"))
 
-from sptest import Instance, Tap  # noqa: E402
+from sptest import Instance, Tap, fault_shim  # noqa: E402
 from sphttp import create_key, create_send, http  # noqa: E402
 
-BUILD = os.environ.get("BUILD", "build")
-SHIM = os.path.join(SRC, BUILD, "faultinject.so")
+SHIM = fault_shim()
 WALK_MAX = int(os.environ.get("SPTEST_FAULT_WALK_MAX") or 80)
 
 

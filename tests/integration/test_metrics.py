@@ -4,25 +4,12 @@ messages received, recipients and messages refused by reason, bytes, and
 the queue depth gauge. And the serve log names no sender and no subject. Each counter is read before and after, so the test
 fails if a counter does not move (or moves wrongly)."""
 import os
-import re
 import smtplib
 import sys
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import sptest  # noqa: E402
-
-
-def scrape(inst):
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % inst.http_port, timeout=10) as r:
-        text = r.read().decode()
-    values = {}
-    for ln in text.splitlines():
-        m = re.match(r'^(sealpost_[a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$', ln)
-        if m:
-            values[m.group(1) + (m.group(2) or "")] = float(m.group(3))
-    return text, values
 
 
 def main():
@@ -30,7 +17,7 @@ def main():
     with sptest.Instance() as inst:
         alice = inst.add_user("alice")
         inst.start_serve()
-        text, before = scrape(inst)
+        text, before = inst.metrics()
         # Right after start, before anything happened: every family named.
         tap.ok("metrics_served", "# TYPE sealpost_messages_received_total counter" in text and
                "# TYPE sealpost_queue_depth gauge" in text, text[:300])
@@ -52,7 +39,7 @@ def main():
         tap.ok("bare_lf_refused", code == 554, "got %r" % code)
         c.close()
         time.sleep(0.3)
-        _, after = scrape(inst)
+        _, after = inst.metrics()
 
         def delta(key):
             return after.get(key, 0) - before.get(key, 0)

@@ -13,11 +13,9 @@ waiting durable in one commit. /metrics counts the commits
 * either way every message that got 250 is in its vault, once.
 """
 import os
-import re
 import smtplib
 import sys
 import threading
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import sptest  # noqa: E402
@@ -29,17 +27,6 @@ WORKERS = 4               # enough to prepare several messages at once on any ma
 
 COMMITS = "sealpost_smtp_commits_total"
 MESSAGES = "sealpost_smtp_committed_messages_total"
-
-
-def scrape(inst):
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % inst.http_port, timeout=10) as r:
-        text = r.read().decode()
-    values = {}
-    for ln in text.splitlines():
-        m = re.match(r'^(sealpost_[a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$', ln)
-        if m:
-            values[m.group(1) + (m.group(2) or "")] = float(m.group(3))
-    return values
 
 
 def message(tag):
@@ -66,14 +53,14 @@ def main():
         alice = inst.add_user("alice")
         inst.start_serve()
 
-        m0 = scrape(inst)
+        _, m0 = inst.metrics()
         acked = []
         with smtplib.SMTP("127.0.0.1", inst.smtp_port, timeout=60) as s:
             for i in range(SEQUENTIAL):
                 tag = "s%d" % i
                 if not s.sendmail("gc@example.org", [alice["address"]], message(tag)):
                     acked.append(tag)
-        m1 = scrape(inst)
+        _, m1 = inst.metrics()
 
         def delta(a, b, key):
             return b.get(key, 0) - a.get(key, 0)
@@ -92,7 +79,7 @@ def main():
             th.start()
         for th in threads:
             th.join(300)
-        m2 = scrape(inst)
+        _, m2 = inst.metrics()
         total = SEQUENTIAL + SESSIONS * PER_SESSION
         t.ok("burst messages all accepted", not errors and len(acked) == total,
              "%d of %d, errors %r" % (len(acked), total, errors[:3]))

@@ -29,10 +29,9 @@ import sys
 
 SRC = os.environ.get("SEALPOST_SRC", ".")
 sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
-from sptest import Instance, Tap  # noqa: E402
+from sptest import Instance, Tap, fault_shim  # noqa: E402
 
-BUILD = os.environ.get("BUILD", "build")
-SHIM = os.path.abspath(os.path.join(SRC, BUILD, "faultinject.so"))
+SHIM = fault_shim()
 LOCK_FILE = ".delivery.lock"
 STORE_FILE = "sealpost.db"    # the database and its -wal
 IO_THREAD = "smtpd-io"        # smtpd_server.c names its I/O thread so

@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 SRC = os.environ.get("SEALPOST_SRC") or os.path.abspath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -50,6 +51,27 @@ def sealpost_bin():
     if b:
         return b
     return os.path.join(SRC, "build", "sealpost")
+
+
+def fault_shim():
+    """Path of the fault-injection shim tests/faultinject ($BUILD/faultinject.so)."""
+    return os.path.abspath(os.path.join(SRC, os.environ.get("BUILD", "build"), "faultinject.so"))
+
+
+def malloc_sample(calls, rng, samples, last=0):
+    """Which N of `calls` allocations a malloc walk fails: the first ten, a
+    geometric series, the last `last`, and random ones up to `samples`
+    (plus those fixed ones), sorted."""
+    ns = set(range(1, min(calls, 10) + 1))
+    ns.update(range(max(1, calls - last + 1), calls + 1))
+    k = 1
+    while k < calls:
+        ns.add(k)
+        k = int(k * 1.6) + 1
+    want = samples + (last + 10 if last else 0)
+    while len(ns) < want and len(ns) < calls:
+        ns.add(rng.randint(1, calls))
+    return sorted(ns)
 
 
 def free_port():
@@ -360,6 +382,18 @@ class Instance:
             self._serve_log_f.close()
             self._serve_log_f = None
         return p.returncode
+
+    def metrics(self):
+        """GET /metrics of the running serve: (text, {"sealpost_x{labels}": value})."""
+        url = "http://127.0.0.1:%d/metrics" % self.http_port
+        with urllib.request.urlopen(url, timeout=10) as r:
+            text = r.read().decode()
+        values = {}
+        for ln in text.splitlines():
+            m = re.match(r'^(sealpost_[a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$', ln)
+            if m:
+                values[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+        return text, values
 
     def serve_log_tail(self, n=3000):
         try:
