@@ -63,6 +63,9 @@ static const char *default_config_path(void)
 
 int main(int argc, char **argv)
 {
+    /* A MIME parser child is this program started again: it leaves here. */
+    mime_child_entry(argc, argv);
+
     struct cli c = {.prog = "sealpost"};
     int i = 1;
 

@@ -73,6 +73,15 @@ struct mime_limits {
 void mime_global_init(void);
 
 /*
+ * A program that parses in isolation (mime_parse_isolated/_start) calls
+ * this first thing in main, before anything else, with main's arguments:
+ * parser children are that same program started again with an argument
+ * of their own, and here it becomes the child (and never returns). In any
+ * other run it returns at once. Without it, no child can be started.
+ */
+void mime_child_entry(int argc, char **argv);
+
+/*
  * Parses the message readable from fd (seekable; read from offset 0, the
  * offset is left unspecified) in a limited child and replays the result to
  * sink. Returns the MIME_F_* flags. If the sink returns non-zero the parse

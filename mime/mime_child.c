@@ -31,29 +31,33 @@
  *   FLAGS       u32 MIME_F_* bits
  *   DONE        empty, the last record
  *
- * Why fork without exec is safe here, although the caller is multithreaded:
- * after fork only the calling thread exists in the child, so any lock some
- * other thread held at that instant stays locked forever. The child
- * therefore only uses what is fork-safe or never locked in the parent:
- * glibc's malloc (its locks are reset in the child by glibc's own fork
- * handling), plain syscalls, and GMime/GLib. GMime is only ever used by
- * children, never by the parent's threads (mime_global_init registers and
- * initialises every GType we use before threads start, so the child does
- * not even take the GType lock for class initialisation), hence no GMime or
- * GLib lock can be held by a parent thread at fork time. The child does
- * not log (the log mutex may be held) and leaves with _exit (no atexit
- * handlers, no stdio flush of the parent's buffers). Should anything still
- * deadlock, the wall-clock limit kills the child: parser_failed, no harm.
- * The caller must not reap our children behind our back (no SIGCHLD set to
- * SIG_IGN, no waitpid(-1)); we wait for our own pids only. A child is
- * forked by the worker thread that first needs one and dies with that
- * thread (PR_SET_PDEATHSIG); it closes every descriptor but its socket at
- * once, so it holds no listener and no sibling's socket.
+ * Why a fresh image (exec), not a fork of the daemon: after fork only the
+ * calling thread exists in the child, so every lock another thread held
+ * at that instant stays locked forever. glibc resets its malloc's locks,
+ * no other allocator does: under ASan a child forked while a worker held
+ * a lock of ASan's allocator hung in its first malloc until the wall-clock
+ * limit killed it (a CI run of test_smtp_group_commit, 60 s for one
+ * message). A forked child would also carry a copy of the whole daemon's
+ * memory into the process that parses hostile input. So a child is our
+ * own program started afresh: the spawner posix_spawn()s /proc/self/exe
+ * (the running binary itself, even if the file was replaced or its
+ * directory is closed to the dropped user) with MIME_CHILD_ARG, its
+ * limits and our pid; the program's main calls mime_child_entry first
+ * thing, which sees the argument, initialises GMime and becomes the
+ * child. posix_spawn execs at once (no malloc between clone and exec).
+ * A program that never called mime_child_entry cannot start children
+ * (its own main would run instead): mime_parse_start then fails the parse.
+ * The child dies with the spawner thread (PR_SET_PDEATHSIG, checked
+ * against getppid), does not log, and leaves with _exit. We wait for our
+ * own pids only; the caller must not reap our children behind our back
+ * (no SIGCHLD set to SIG_IGN, no waitpid(-1)). The child gets only its
+ * socket (posix_spawn closes every other descriptor before the exec).
  *
- * A pool of long-lived children (issue 3, speed): a fork per message cost
- * a fork of the whole multithreaded daemon plus a fresh GMime heap every
- * time. mime_parse_isolated now checks a child out of a small pool (or
- * forks one, with the same limits), passes it the message descriptor over
+ * A pool of long-lived children (issue 3, speed): a process per message
+ * cost a process start plus a fresh GMime heap every time (and a start of
+ * the program costs ~12 ms, mostly the dynamic linker). mime_parse_isolated
+ * checks a child out of a small pool (or starts one, with the same
+ * limits), passes it the message descriptor over
  * a socketpair (SCM_RIGHTS, with the message's parse limits), reads the
  * records above up to DONE, and returns the child to the pool. A child that
  * dies, overruns the wall-clock deadline, breaks the protocol or is
@@ -64,7 +68,10 @@
  * RLIMIT_CPU is a per-message budget: before each message the parent sets
  * the soft limit to the CPU time used so far plus parser_cpu_limit
  * (prlimit), so SIGXCPU ends a message that burns more. A child whose
- * limits no longer match the caller's (a reload) is not reused.
+ * limits no longer match the caller's (a reload) is not reused. The
+ * successor of a recycled child is started by the spawner in the
+ * background, so a message waits for a start only when no child is idle
+ * (the first message, a burst).
  *
  * Start and finish (issue 3, latency): mime_parse_start sends the request
  * and returns; the caller seals the original meanwhile and then takes the
@@ -85,7 +92,9 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/mman.h>
@@ -99,6 +108,7 @@
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/bytes.h"
+#include "lib/parse.h"
 #include "lib/xalloc.h"
 
 enum mime_rec_type {
@@ -127,8 +137,8 @@ enum mime_rec_type {
  * few for iconv's gconv modules. */
 #define MIME_CHILD_NOFILE 16
 /* Stack of the child's main thread: deep recursion in GMime ends in
- * SIGSEGV at this depth whatever "ulimit -s" says (a caller on a thread
- * runs the child on that thread's own, fixed stack). */
+ * SIGSEGV at this depth whatever "ulimit -s" the daemon was started with
+ * (the child sets its own RLIMIT_STACK, within the hard limit). */
 #define MIME_CHILD_STACK (8u * 1024u * 1024u)
 /* Child exit codes (anything but 0 is a failure to the parent). */
 #define MIME_CHILD_EXIT_SETUP 70
@@ -278,10 +288,10 @@ static void child_limit(int resource, rlim_t soft, rlim_t hard)
 
 #if !defined(__SANITIZE_ADDRESS__)
 /*
- * Address space the child inherited. RLIMIT_AS counts it, and in a
- * multithreaded daemon it holds every thread's stack and the libraries,
- * easily hundreds of MB: so the limit is this plus mime_limits.memory,
- * i.e. memory is what the parse may add. 0 when /proc cannot tell.
+ * Address space the child has before it parses: the program and its
+ * libraries (tens of MB). RLIMIT_AS counts it, so the limit is this plus
+ * mime_limits.memory, i.e. memory is what the parse may add. 0 when /proc
+ * cannot tell.
  */
 static uint64_t child_vm_size(void)
 {
@@ -299,14 +309,11 @@ static uint64_t child_vm_size(void)
 #endif
 
 /* Everything the child does before parsing: descriptors, signals, limits.
- * wfd is its socket to the parent; messages come later, one at a time. */
-static void child_setup(int wfd, const struct mime_limits *lim, pid_t parent)
+ * Its socket to the parent is MIME_CHILD_FD_PIPE (put there by
+ * posix_spawn); messages come later, one at a time. */
+static void child_setup(const struct mime_limits *lim, pid_t parent)
 {
-    /* A copy above the target number first, so dup2 cannot clobber it. */
-    int w = fcntl(wfd, F_DUPFD, MIME_CHILD_FD_FIRST_FREE);
-    if (w < 0 || dup2(w, MIME_CHILD_FD_PIPE) < 0)
-        _exit(MIME_CHILD_EXIT_SETUP);
-    (void)close(MIME_CHILD_FD_MSG);
+    (void)close(MIME_CHILD_FD_MSG); /* whatever a preloaded library opened */
     if (close_range(MIME_CHILD_FD_FIRST_FREE, ~0u, 0) != 0)
         _exit(MIME_CHILD_EXIT_SETUP);
     int null = open("/dev/null", O_RDWR);
@@ -330,7 +337,7 @@ static void child_setup(int wfd, const struct mime_limits *lim, pid_t parent)
     sigset_t none;
     sigemptyset(&none);
     (void)sigprocmask(SIG_SETMASK, &none, NULL);
-    /* Die with the thread that forked us; it may already be gone. */
+    /* Die with the thread that started us; it may already be gone. */
     (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
     (void)prctl(PR_SET_NAME, "mime-parser", 0, 0, 0); /* for ps and top */
     if (getppid() != parent)
@@ -340,9 +347,12 @@ static void child_setup(int wfd, const struct mime_limits *lim, pid_t parent)
     child_limit(RLIMIT_FSIZE, 0, 0); /* we write no files; sockets are not files */
     child_limit(RLIMIT_NOFILE, MIME_CHILD_NOFILE, MIME_CHILD_NOFILE);
     struct rlimit st;
-    if (getrlimit(RLIMIT_STACK, &st) == 0 &&
-        (st.rlim_cur == RLIM_INFINITY || st.rlim_cur > MIME_CHILD_STACK))
-        child_limit(RLIMIT_STACK, MIME_CHILD_STACK, st.rlim_max);
+    if (getrlimit(RLIMIT_STACK, &st) == 0)
+        child_limit(RLIMIT_STACK,
+                    st.rlim_max != RLIM_INFINITY && st.rlim_max < MIME_CHILD_STACK
+                        ? st.rlim_max
+                        : MIME_CHILD_STACK,
+                    st.rlim_max);
     rlim_t cpu = lim->cpu_seconds > 0 ? (rlim_t)lim->cpu_seconds : 1;
     /* SIGXCPU ends a message that overruns its budget: the parent moves the
      * soft limit on per message (prlimit; it could not raise a hard one),
@@ -524,10 +534,9 @@ static int pool_child_recv(int sock, struct mime_limits *l)
 
 /* A pool child: parses message after message until the parent closes the
  * socket (or kills it). */
-__attribute__((noreturn)) static void pool_child_main(int sock, const struct mime_limits *lim,
-                                                      pid_t parent)
+__attribute__((noreturn)) static void pool_child_main(const struct mime_limits *lim, pid_t parent)
 {
-    child_setup(sock, lim, parent);
+    child_setup(lim, parent);
     struct pipe_sink ps = {MIME_CHILD_FD_PIPE, BUF_INIT, BUF_INIT};
     buf_init(&ps.rec, MIME_REC_HDR + MIME_REC_HEADERS_MAX);
     buf_init(&ps.out, MIME_CHUNK);
@@ -547,6 +556,35 @@ __attribute__((noreturn)) static void pool_child_main(int sock, const struct mim
             child_simple(&ps, MIME_REC_DONE, NULL, 0) != 0 || rec_flush(&ps) != 0)
             _exit(MIME_CHILD_EXIT_PIPE);
     }
+}
+
+/* A program started with this argument becomes a parser child:
+ *   PROGRAM MIME_CHILD_ARG MEMORY CPU_SECONDS PARENT_PID */
+#define MIME_CHILD_ARG "--mime-parser-child"
+#define MIME_CHILD_ARGC 5
+/* argv[0] of a child (ps shows it); its thread name is "mime-parser". */
+#define MIME_CHILD_ARGV0 "sealpost: mime-parser"
+/* The running program, whatever its path now (see the top of the file). */
+#define MIME_CHILD_PROGRAM "/proc/self/exe"
+
+/* Set by mime_child_entry in a process that is not a child: it may start
+ * children (its main would recognise the argument). */
+static bool child_entry_seen;
+
+void mime_child_entry(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], MIME_CHILD_ARG) != 0) {
+        child_entry_seen = true;
+        return;
+    }
+    struct mime_limits lim = {0};
+    uint64_t parent;
+    if (argc != MIME_CHILD_ARGC || parse_uint(argv[2], &lim.memory) != 0 ||
+        parse_uint(argv[3], &lim.cpu_seconds) != 0 || parse_uint(argv[4], &parent) != 0 ||
+        parent < 2 || parent > INT32_MAX)
+        _exit(MIME_CHILD_EXIT_SETUP);
+    mime_global_init();
+    pool_child_main(&lim, (pid_t)parent);
 }
 
 /* ---------- parent ---------- */
@@ -833,26 +871,57 @@ static int pool_child_end(struct pool_child *c, bool force, int64_t deadline)
     return status;
 }
 
-static struct pool_child *pool_fork(const struct mime_limits *lim)
+/* Starts a child with these limits (see the top of the file), or NULL
+ * (logged). Runs on the spawner thread. */
+static struct pool_child *pool_start_child(const struct mime_limits *lim)
 {
+    if (!child_entry_seen) {
+        msg_warn("-: mime parser not started: this program has no parser child entry "
+                 "(mime_child_entry)");
+        return NULL;
+    }
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
         msg_warn("-: mime parser not started: socketpair: %s", strerror(errno));
         return NULL;
     }
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-        msg_warn("-: mime parser not started: fork: %s", strerror(errno));
-        close(sv[0]);
-        close(sv[1]);
-        return NULL;
-    }
-    if (pid == 0) {
-        close(sv[0]);
-        pool_child_main(sv[1], lim, parent);
+    char mem[24], cpu[24], parent[24];
+    snprintf(mem, sizeof(mem), "%llu", (unsigned long long)lim->memory);
+    snprintf(cpu, sizeof(cpu), "%llu", (unsigned long long)lim->cpu_seconds);
+    snprintf(parent, sizeof(parent), "%ld", (long)getpid());
+    char *argv[] = {MIME_CHILD_ARGV0, MIME_CHILD_ARG, mem, cpu, parent, NULL};
+
+    /* The socket on MIME_CHILD_FD_PIPE, nothing else open but stdio;
+     * every signal default and unblocked. */
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    pid_t pid = -1;
+    int rc = posix_spawn_file_actions_init(&fa);
+    if (rc == 0) {
+        rc = posix_spawnattr_init(&at);
+        if (rc == 0) {
+            if ((rc = posix_spawn_file_actions_adddup2(&fa, sv[1], MIME_CHILD_FD_PIPE)) == 0 &&
+                (rc = posix_spawn_file_actions_addclose(&fa, MIME_CHILD_FD_MSG)) == 0 &&
+                (rc = posix_spawn_file_actions_addclosefrom_np(&fa, MIME_CHILD_FD_FIRST_FREE)) ==
+                    0 &&
+                (rc = posix_spawnattr_setsigmask(&at, &none)) == 0 &&
+                (rc = posix_spawnattr_setsigdefault(&at, &all)) == 0 &&
+                (rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK |
+                                                        POSIX_SPAWN_SETSIGDEF)) == 0)
+                rc = posix_spawn(&pid, MIME_CHILD_PROGRAM, &fa, &at, argv, environ);
+            posix_spawnattr_destroy(&at);
+        }
+        posix_spawn_file_actions_destroy(&fa);
     }
     close(sv[1]);
+    if (rc != 0) {
+        msg_warn("-: mime parser not started: %s: %s", MIME_CHILD_PROGRAM, strerror(rc));
+        close(sv[0]);
+        return NULL;
+    }
     int fl = fcntl(sv[0], F_GETFL);
     if (fl < 0 || fcntl(sv[0], F_SETFL, fl | O_NONBLOCK) < 0) {
         msg_warn("-: mime parser not started: fcntl: %s", strerror(errno));
@@ -870,18 +939,18 @@ static struct pool_child *pool_fork(const struct mime_limits *lim)
 }
 
 /*
- * Children are forked by one thread that lives as long as the process (the
- * spawner), never by the caller's thread: PR_SET_PDEATHSIG fires when the
- * forking THREAD ends, and a pooled child outlives the call that made it
- * (a caller thread that ended would take its children, checked out or not,
- * down with it). The spawner runs on a MIME_CHILD_STACK stack, which is
- * also the children's.
+ * Children are started by one thread that lives as long as the process
+ * (the spawner), never by the caller's thread: PR_SET_PDEATHSIG fires when
+ * the thread that started the child ends, and a pooled child outlives the
+ * call that made it (a caller thread that ended would take its children,
+ * checked out or not, down with it).
  */
 struct spawn_req {
     struct spawn_req *next;
-    const struct mime_limits *lim;
+    struct mime_limits lim;
     struct pool_child *child;
     bool done;
+    bool background; /* a successor for the idle pool: nobody waits for it */
 };
 
 static pthread_once_t spawner_once = PTHREAD_ONCE_INIT;
@@ -889,6 +958,8 @@ static bool spawner_ok;
 static pthread_mutex_t spawn_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t spawn_cond = PTHREAD_COND_INITIALIZER;
 static struct spawn_req *spawn_queue; /* under spawn_lock */
+
+static void pool_idle_add(struct pool_child *c);
 
 static void *spawner_main(void *arg)
 {
@@ -905,7 +976,14 @@ static void *spawner_main(void *arg)
         struct spawn_req *rq = spawn_queue;
         spawn_queue = rq->next;
         pthread_mutex_unlock(&spawn_lock);
-        struct pool_child *c = pool_fork(rq->lim);
+        struct pool_child *c = pool_start_child(&rq->lim);
+        if (rq->background) {
+            if (c)
+                pool_idle_add(c);
+            free(rq);
+            pthread_mutex_lock(&spawn_lock);
+            continue;
+        }
         pthread_mutex_lock(&spawn_lock);
         rq->child = c;
         rq->done = true;
@@ -920,7 +998,6 @@ static void spawner_start(void)
     pthread_t t;
     pthread_attr_init(&at);
     pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&at, MIME_CHILD_STACK);
     int rc = pthread_create(&t, &at, spawner_main, NULL);
     pthread_attr_destroy(&at);
     if (rc != 0)
@@ -928,21 +1005,41 @@ static void spawner_start(void)
     spawner_ok = rc == 0;
 }
 
-/* A new child with these limits, or NULL (logged). */
-static struct pool_child *pool_spawn(const struct mime_limits *lim)
+/* Queues a request for the spawner; false when there is no spawner. */
+static bool spawn_queue_add(struct spawn_req *rq)
 {
     pthread_once(&spawner_once, spawner_start);
     if (!spawner_ok)
-        return NULL;
-    struct spawn_req rq = {NULL, lim, NULL, false};
+        return false;
     pthread_mutex_lock(&spawn_lock);
-    rq.next = spawn_queue;
-    spawn_queue = &rq;
+    rq->next = spawn_queue;
+    spawn_queue = rq;
     pthread_cond_broadcast(&spawn_cond);
+    pthread_mutex_unlock(&spawn_lock);
+    return true;
+}
+
+/* A new child with these limits, or NULL (logged). */
+static struct pool_child *pool_spawn(const struct mime_limits *lim)
+{
+    struct spawn_req rq = {.lim = *lim};
+    if (!spawn_queue_add(&rq))
+        return NULL;
+    pthread_mutex_lock(&spawn_lock);
     while (!rq.done)
         pthread_cond_wait(&spawn_cond, &spawn_lock);
     pthread_mutex_unlock(&spawn_lock);
     return rq.child;
+}
+
+/* A new child with these limits for the idle pool, started meanwhile. */
+static void pool_spawn_background(const struct mime_limits *lim)
+{
+    struct spawn_req *rq = xcalloc(1, sizeof(*rq));
+    rq->lim = *lim;
+    rq->background = true;
+    if (!spawn_queue_add(rq))
+        free(rq);
 }
 
 /* An idle child started with these limits, else a new one (NULL if none
@@ -973,22 +1070,32 @@ static struct pool_child *pool_get(const struct mime_limits *lim)
     return c ? c : pool_spawn(lim);
 }
 
-/* Back to the pool after a whole message, or ended when it has done its
- * share or the pool is full. */
+/* Into the idle pool, or ended when the pool is full. */
+static void pool_idle_add(struct pool_child *c)
+{
+    pthread_mutex_lock(&pool_lock);
+    if (pool_nidle < MIME_POOL_IDLE_MAX) {
+        c->next = pool_idle;
+        pool_idle = c;
+        pool_nidle++;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&pool_lock);
+    if (c)
+        (void)pool_child_end(c, false, now_ms() + MIME_POOL_REAP_MS);
+}
+
+/* Back to the pool after a whole message; a child that has done its share
+ * is ended and a successor with its limits started in the background. */
 static void pool_put(struct pool_child *c)
 {
     if (++c->uses < MIME_POOL_RECYCLE) {
-        pthread_mutex_lock(&pool_lock);
-        if (pool_nidle < MIME_POOL_IDLE_MAX) {
-            c->next = pool_idle;
-            pool_idle = c;
-            pool_nidle++;
-            c = NULL;
-        }
-        pthread_mutex_unlock(&pool_lock);
+        pool_idle_add(c);
+        return;
     }
-    if (c)
-        (void)pool_child_end(c, false, now_ms() + MIME_POOL_REAP_MS);
+    struct mime_limits lim = {.memory = c->memory, .cpu_seconds = c->cpu_seconds};
+    (void)pool_child_end(c, false, now_ms() + MIME_POOL_REAP_MS);
+    pool_spawn_background(&lim);
 }
 
 void mime_pool_close(void)

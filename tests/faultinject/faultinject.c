@@ -34,8 +34,10 @@
  *                 test sees which calls came before "status=delivered"
  *
  * Calls made by the shim itself (readlink, the report) are not counted.
- * Threads: counters are atomic; a forked child starts from the parent's
- * counts and keeps its own (the MIME child writes only to its pipe).
+ * Threads: counters are atomic. Faults are for the process the test
+ * started: the shim takes the FAULT_* variables out of the environment,
+ * so a program that process starts (the MIME parser child: our own
+ * binary run afresh) loads the shim with nothing to do.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -114,6 +116,12 @@ __attribute__((constructor)) static void fault_init(void)
         fault_thread = NULL;
     fault_report = getenv("FAULT_REPORT");
     fault_trace = getenv("FAULT_TRACE");
+    /* (unsetenv only moves the environ pointers; the strings stay.) */
+    static const char *const vars[] = {"FAULT_OP",     "FAULT_N",    "FAULT_PERSIST",
+                                       "FAULT_ERRNO",  "FAULT_PATH", "FAULT_THREAD",
+                                       "FAULT_REPORT", "FAULT_TRACE"};
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+        (void)unsetenv(vars[i]);
     fault_ready = 1;
 }
 

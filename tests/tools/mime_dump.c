@@ -167,6 +167,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
+    mime_child_entry(argc, argv); /* parser children are this program again */
     struct mime_limits lim = {
         .memory = 256ull << 20,
         .cpu_seconds = 10,

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""The MIME parser children of `serve` (mime/mime_child.c), seen from outside.
+
+1. A child is the sealpost binary started afresh (its /proc/PID/exe is the
+   same file, its command line carries the child's argument, not serve's),
+   with one thread and no descriptor of the daemon's: a fork of the
+   multithreaded daemon could hang on a lock another thread held (it did,
+   under ASan, in CI) and would carry the daemon's memory.
+2. A child parses MIME_POOL_RECYCLE messages and is then replaced; its
+   successor is started in the background, so one is idle before the next
+   message arrives, and that message is parsed by it (not parser_failed).
+"""
+import os
+import re
+import smtplib
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import sptest  # noqa: E402
+
+SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CHILD_ARG = "--mime-parser-child"
+CHILD_SOCKET_FD = 4
+WAIT = 20  # seconds for a background start (an ASan build starts slowly)
+
+
+def recycle_count():
+    with open(os.path.join(SRC, "mime", "mime_child.c")) as f:
+        m = re.search(r"#define MIME_POOL_RECYCLE (\d+)", f.read())
+    return int(m.group(1))
+
+
+def parser_children(ppid):
+    """pids of live processes whose parent is ppid and whose name is mime-parser."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        comm = st[st.index("(") + 1:st.rindex(")")]
+        fields = st[st.rindex(")") + 2:].split()
+        if comm == "mime-parser" and int(fields[1]) == ppid and fields[0] != "Z":
+            out.append(int(d))
+    return sorted(out)
+
+
+def wait_children(ppid, want):
+    deadline = time.monotonic() + WAIT
+    while True:
+        kids = parser_children(ppid)
+        if want(kids) or time.monotonic() > deadline:
+            return kids
+        time.sleep(0.05)
+
+
+def message(tag):
+    return ("From: child@example.org\r\nSubject: child %s\r\n\r\nbody %s\r\n"
+            % (tag, tag)).encode()
+
+
+def main():
+    t = sptest.Tap()
+    recycle = recycle_count()
+    with sptest.Instance() as inst:
+        alice = inst.add_user("alice")
+        inst.start_serve()
+        serve = inst.serve_proc.pid
+
+        with smtplib.SMTP("127.0.0.1", inst.smtp_port, timeout=60) as s:
+            s.sendmail("child@example.org", [alice["address"]], message("0"))
+            kids = wait_children(serve, lambda k: len(k) == 1)
+            t.ok("one child after one message", len(kids) == 1, "children %r" % kids)
+            first = kids[0] if kids else None
+            if first:
+                exe = os.stat("/proc/%d/exe" % first)
+                mine = os.stat(inst.bin)
+                t.ok("child runs the sealpost binary",
+                     (exe.st_dev, exe.st_ino) == (mine.st_dev, mine.st_ino))
+                with open("/proc/%d/cmdline" % first, "rb") as f:
+                    argv = f.read().split(b"\0")
+                t.ok("child started afresh with its own argument",
+                     len(argv) > 1 and argv[1] == CHILD_ARG.encode(), "argv %r" % argv[:3])
+                with open("/proc/%d/status" % first) as f:
+                    threads = re.search(r"^Threads:\s+(\d+)$", f.read(), re.M).group(1)
+                t.ok("child has one thread", threads == "1", threads)
+                fds = sorted(int(x) for x in os.listdir("/proc/%d/fd" % first))
+                t.ok("child holds stdio and its socket only",
+                     fds == [0, 1, 2, CHILD_SOCKET_FD], "fds %r" % fds)
+
+            for i in range(1, recycle):
+                s.sendmail("child@example.org", [alice["address"]], message(str(i)))
+            # The first child has parsed `recycle` messages: ended, and a
+            # successor started without waiting for another message.
+            kids = wait_children(serve, lambda k: len(k) == 1 and k[0] != first)
+            t.ok("recycled child replaced in the background",
+                 len(kids) == 1 and kids[0] != first, "first %r, now %r" % (first, kids))
+            successor = kids[0] if kids else None
+            s.sendmail("child@example.org", [alice["address"]], message("last"))
+            kids = parser_children(serve)
+            t.ok("the successor parsed the next message", kids == [successor],
+                 "successor %r, now %r" % (successor, kids))
+        inst.stop_serve()
+
+        items = inst.vault_list("alice")
+        t.ok("every message delivered", len(items) == recycle + 1,
+             "%d items" % len(items))
+        failed = [it.get("subject") for it in items if "parser_failed" in str(it.get("flags"))]
+        t.ok("none parser_failed", not failed, "%r" % failed[:5])
+        last = [it for it in items if it.get("subject") == "child last"]
+        t.ok("last message parsed", len(last) == 1)
+    return t.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
