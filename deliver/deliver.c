@@ -807,6 +807,25 @@ static enum sp_status item_finish(struct item_out *it)
     return SP_OK;
 }
 
+/* The parse limits of cfg (the prewarmed children must have the same). */
+static struct mime_limits parser_limits(const struct config *cfg)
+{
+    return (struct mime_limits){
+        .memory = cfg->parser_memory_limit,
+        .cpu_seconds = cfg->parser_cpu_limit,
+        .wall_seconds = cfg->parser_timeout,
+        .max_parts = cfg->mime_max_parts,
+        .max_depth = cfg->mime_max_depth,
+        .header_size = cfg->header_size_limit,
+    };
+}
+
+void deliver_parser_prewarm(const struct config *cfg, unsigned n)
+{
+    struct mime_limits lim = parser_limits(cfg);
+    mime_pool_prewarm(&lim, n);
+}
+
 enum sp_status deliver_prepare(struct deliver_ctx *d, int fd, const struct rcpt *rcpts, size_t n,
                                const struct arrival *a, char queue_id[RAND_ID_LEN + 1],
                                struct deliver_pending **out)
@@ -841,14 +860,7 @@ enum sp_status deliver_prepare(struct deliver_ctx *d, int fd, const struct rcpt 
     }
     /* The isolated parse starts now: the child parses while this thread
      * seals the original, and its records are taken after that. */
-    struct mime_limits lim = {
-        .memory = d->cfg->parser_memory_limit,
-        .cpu_seconds = d->cfg->parser_cpu_limit,
-        .wall_seconds = d->cfg->parser_timeout,
-        .max_parts = d->cfg->mime_max_parts,
-        .max_depth = d->cfg->mime_max_depth,
-        .header_size = d->cfg->header_size_limit,
-    };
+    struct mime_limits lim = parser_limits(d->cfg);
     struct mime_parse *mp = mime_parse_start(fd, &lim);
     dl->items = xcalloc(n, sizeof(*dl->items));
     dl->n = n;

@@ -112,6 +112,9 @@ void deliver_blob_prefix_next(void);
  * directory does that fsync). 0, or -1 with *err.
  */
 int deliver_blob_dirs_prepare(struct deliver_ctx *d, char **err);
+/* Starts n MIME parser children for cfg's parse limits in the background
+ * (a daemon calls it at start, one per delivery worker). */
+void deliver_parser_prewarm(const struct config *cfg, unsigned n);
 
 /*
  * Removes crash leftovers in the data directory: temp files, and blobs no

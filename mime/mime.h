@@ -114,6 +114,11 @@ void mime_parse_abandon(struct mime_parse *mp);
  */
 void mime_pool_close(void);
 
+/* Starts children with these limits in the background until n are idle
+ * (at most the pool's size), so the first messages do not wait for a
+ * start (~12 ms each, one at a time). */
+void mime_pool_prewarm(const struct mime_limits *lim, unsigned n);
+
 /* The same parse in this process (the child's body; also for fuzzing). */
 uint32_t mime_parse_inprocess(int fd, const struct mime_limits *lim, const struct mime_sink *sink);
 

@@ -150,7 +150,7 @@ enum mime_rec_type {
 
 /* The pool of parser children. */
 #define MIME_POOL_IDLE_MAX 32  /* idle children kept; more are ended */
-#define MIME_POOL_RECYCLE 256  /* messages one child parses before it is replaced */
+#define MIME_POOL_RECYCLE 1024 /* messages one child parses before it is replaced */
 #define MIME_POOL_REAP_MS 1000 /* wait for an ended child before SIGKILL */
 /* Request to a pool child: u32 max_parts, u32 max_depth, u64 header_size,
  * with the message descriptor attached (SCM_RIGHTS). */
@@ -1083,6 +1083,17 @@ static void pool_idle_add(struct pool_child *c)
     pthread_mutex_unlock(&pool_lock);
     if (c)
         (void)pool_child_end(c, false, now_ms() + MIME_POOL_REAP_MS);
+}
+
+void mime_pool_prewarm(const struct mime_limits *lim, unsigned n)
+{
+    unsigned idle = 0;
+    pthread_mutex_lock(&pool_lock);
+    for (const struct pool_child *c = pool_idle; c; c = c->next)
+        idle += c->memory == lim->memory && c->cpu_seconds == lim->cpu_seconds;
+    pthread_mutex_unlock(&pool_lock);
+    for (; idle < n && idle < MIME_POOL_IDLE_MAX; idle++)
+        pool_spawn_background(lim);
 }
 
 /* Back to the pool after a whole message; a child that has done its share

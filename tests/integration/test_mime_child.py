@@ -6,9 +6,11 @@
    with one thread and no descriptor of the daemon's: a fork of the
    multithreaded daemon could hang on a lock another thread held (it did,
    under ASan, in CI) and would carry the daemon's memory.
-2. A child parses MIME_POOL_RECYCLE messages and is then replaced; its
+2. serve starts one child per worker at start, before any mail.
+3. A child parses MIME_POOL_RECYCLE messages and is then replaced; its
    successor is started in the background, so one is idle before the next
-   message arrives, and that message is parsed by it (not parser_failed).
+   message arrives, and the messages after it are parsed (not
+   parser_failed).
 """
 import os
 import re
@@ -23,6 +25,7 @@ SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CHILD_ARG = "--mime-parser-child"
 CHILD_SOCKET_FD = 4
 WAIT = 20  # seconds for a background start (an ASan build starts slowly)
+WORKERS = 2
 
 
 def recycle_count():
@@ -66,53 +69,55 @@ def message(tag):
 def main():
     t = sptest.Tap()
     recycle = recycle_count()
-    with sptest.Instance() as inst:
+    with sptest.Instance(extra_conf="[server]\nworkers = %d\n" % WORKERS) as inst:
         alice = inst.add_user("alice")
         inst.start_serve()
         serve = inst.serve_proc.pid
 
-        with smtplib.SMTP("127.0.0.1", inst.smtp_port, timeout=60) as s:
-            s.sendmail("child@example.org", [alice["address"]], message("0"))
-            kids = wait_children(serve, lambda k: len(k) == 1)
-            t.ok("one child after one message", len(kids) == 1, "children %r" % kids)
-            first = kids[0] if kids else None
-            if first:
-                exe = os.stat("/proc/%d/exe" % first)
-                mine = os.stat(inst.bin)
-                t.ok("child runs the sealpost binary",
-                     (exe.st_dev, exe.st_ino) == (mine.st_dev, mine.st_ino))
-                with open("/proc/%d/cmdline" % first, "rb") as f:
-                    argv = f.read().split(b"\0")
-                t.ok("child started afresh with its own argument",
-                     len(argv) > 1 and argv[1] == CHILD_ARG.encode(), "argv %r" % argv[:3])
-                with open("/proc/%d/status" % first) as f:
-                    threads = re.search(r"^Threads:\s+(\d+)$", f.read(), re.M).group(1)
-                t.ok("child has one thread", threads == "1", threads)
-                fds = sorted(int(x) for x in os.listdir("/proc/%d/fd" % first))
-                t.ok("child holds stdio and its socket only",
-                     fds == [0, 1, 2, CHILD_SOCKET_FD], "fds %r" % fds)
+        kids = wait_children(serve, lambda k: len(k) == WORKERS)
+        t.ok("one child per worker at start", len(kids) == WORKERS, "children %r" % kids)
+        for pid in kids[:1]:
+            exe = os.stat("/proc/%d/exe" % pid)
+            mine = os.stat(inst.bin)
+            t.ok("child runs the sealpost binary",
+                 (exe.st_dev, exe.st_ino) == (mine.st_dev, mine.st_ino))
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                argv = f.read().split(b"\0")
+            t.ok("child started afresh with its own argument",
+                 len(argv) > 1 and argv[1] == CHILD_ARG.encode(), "argv %r" % argv[:3])
+            with open("/proc/%d/status" % pid) as f:
+                threads = re.search(r"^Threads:\s+(\d+)$", f.read(), re.M).group(1)
+            t.ok("child has one thread", threads == "1", threads)
+            fds = sorted(int(x) for x in os.listdir("/proc/%d/fd" % pid))
+            t.ok("child holds stdio and its socket only",
+                 fds == [0, 1, 2, CHILD_SOCKET_FD], "fds %r" % fds)
 
-            for i in range(1, recycle):
+        with smtplib.SMTP("127.0.0.1", inst.smtp_port, timeout=60) as s:
+            # One session, one message after another: one child does them
+            # all (the last one back is the first one out).
+            for i in range(recycle):
                 s.sendmail("child@example.org", [alice["address"]], message(str(i)))
-            # The first child has parsed `recycle` messages: ended, and a
+            # That child has parsed `recycle` messages: ended, and a
             # successor started without waiting for another message.
-            kids = wait_children(serve, lambda k: len(k) == 1 and k[0] != first)
+            now = wait_children(serve, lambda k: len(k) == WORKERS and set(k) != set(kids))
+            gone = set(kids) - set(now)
+            new = set(now) - set(kids)
             t.ok("recycled child replaced in the background",
-                 len(kids) == 1 and kids[0] != first, "first %r, now %r" % (first, kids))
-            successor = kids[0] if kids else None
-            s.sendmail("child@example.org", [alice["address"]], message("last"))
-            kids = parser_children(serve)
-            t.ok("the successor parsed the next message", kids == [successor],
-                 "successor %r, now %r" % (successor, kids))
+                 len(gone) == 1 and len(new) == 1, "at start %r, now %r" % (kids, now))
+            for i in range(3):
+                s.sendmail("child@example.org", [alice["address"]], message("last%d" % i))
+            after = parser_children(serve)
+            t.ok("no further start for the next messages", after == now,
+                 "before %r, after %r" % (now, after))
         inst.stop_serve()
 
         items = inst.vault_list("alice")
-        t.ok("every message delivered", len(items) == recycle + 1,
+        t.ok("every message delivered", len(items) == recycle + 3,
              "%d items" % len(items))
         failed = [it.get("subject") for it in items if "parser_failed" in str(it.get("flags"))]
         t.ok("none parser_failed", not failed, "%r" % failed[:5])
-        last = [it for it in items if it.get("subject") == "child last"]
-        t.ok("last message parsed", len(last) == 1)
+        last = [it for it in items if (it.get("subject") or "").startswith("child last")]
+        t.ok("messages after the recycling parsed", len(last) == 3)
     return t.done()
 
 
