@@ -11,6 +11,7 @@
 #include "lib/xalloc.h"
 #include "mime/mime.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -121,6 +122,16 @@ int main(int argc, char **argv)
             int rc = commands[k].fn(&c, argc - i, argv + i);
             if (c.cfg)
                 config_unref(c.cfg);
+            /* Output that did not reach its file (a full disk, a closed
+             * pipe) fails the command: an API key or a link shown only
+             * once must not be lost behind exit 0. */
+            errno = 0;
+            if (fflush(stdout) != 0 || ferror(stdout)) {
+                fprintf(stderr, "sealpost: %s: the output could not be written%s%s\n", argv[i],
+                        errno ? ": " : "", errno ? strerror(errno) : "");
+                if (rc == CLI_OK)
+                    rc = CLI_ERR;
+            }
             return rc;
         }
     }

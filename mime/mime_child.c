@@ -1005,15 +1005,19 @@ static void spawner_start(void)
     spawner_ok = rc == 0;
 }
 
-/* Queues a request for the spawner; false when there is no spawner. */
+/* Queues a request for the spawner; false when there is no spawner. A
+ * caller that waits goes before the background starts. */
 static bool spawn_queue_add(struct spawn_req *rq)
 {
     pthread_once(&spawner_once, spawner_start);
     if (!spawner_ok)
         return false;
     pthread_mutex_lock(&spawn_lock);
-    rq->next = spawn_queue;
-    spawn_queue = rq;
+    struct spawn_req **at = &spawn_queue;
+    while (rq->background && *at)
+        at = &(*at)->next;
+    rq->next = *at;
+    *at = rq;
     pthread_cond_broadcast(&spawn_cond);
     pthread_mutex_unlock(&spawn_lock);
     return true;
