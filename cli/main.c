@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,31 @@ static const char *default_config_path(void)
     return "./etc/sealpost.conf";
 }
 
+/* OpenSSL's allocator (CRYPTO_set_mem_functions): ours, which aborts
+ * when memory runs out. A size of 0 means what it means to OpenSSL's
+ * own: malloc gives NULL, realloc frees. */
+static void *ossl_malloc(size_t n, const char *file, int line)
+{
+    (void)file, (void)line;
+    return n ? xmalloc(n) : NULL;
+}
+
+static void *ossl_realloc(void *p, size_t n, const char *file, int line)
+{
+    (void)file, (void)line;
+    if (n == 0) {
+        free(p);
+        return NULL;
+    }
+    return xrealloc(p, n);
+}
+
+static void ossl_free(void *p, const char *file, int line)
+{
+    (void)file, (void)line;
+    free(p);
+}
+
 int main(int argc, char **argv)
 {
     /* A MIME parser child is this program started again: it leaves here. */
@@ -100,6 +126,12 @@ int main(int argc, char **argv)
      * from json_pack would otherwise silently drop a record's entry (a fault
      * walk found the metadata losing its "original" part that way). */
     json_set_alloc_funcs(xmalloc, free);
+    /* And for OpenSSL: an allocation failing deep in an RSA signature left
+     * a half-built key that dkim_free then crashed on (SIGSEGV in
+     * BN_MONT_CTX_free; a malloc walk of `send create`). Must come before
+     * OpenSSL's first allocation. */
+    if (!CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free))
+        msg_warn("-: OpenSSL allocated before its allocator could be set");
     if (sodium_init() < 0)
         msg_fatal("libsodium initialisation failed");
     mime_global_init();

@@ -472,7 +472,10 @@ int vault_seal_buf(const char *id, const unsigned char *key, uint32_t index, con
         r = 0;
     if (vault_writer_free(w) != 0)
         r = -1;
-    if (fclose(f) != 0)
+    /* glibc's fclose of a memory stream returns 0 even when its last
+     * realloc failed: the buffer is then NULL (a malloc walk of `send
+     * create` stored a send whose page record was NULL, exit 0). */
+    if (fclose(f) != 0 || mem == NULL)
         r = -1;
     if (r == 0) {
         *out = (unsigned char *)mem;

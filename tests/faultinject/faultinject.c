@@ -15,6 +15,9 @@
  *                   open    open, open64, openat, openat64 (any flags),
  *                           fopen, fopen64, mkstemp is not covered
  *                   malloc  malloc, calloc, realloc (not free)
+ *                   realloc realloc only (few calls: a walk can try each,
+ *                           e.g. the one glibc makes when a memory
+ *                           stream is closed)
  *   FAULT_N       the call (1-based, counting only eligible ones) that fails
  *   FAULT_PERSIST 1: every eligible call from the Nth on fails (a full disk)
  *   FAULT_ERRNO   EIO (default), ENOSPC, EDQUOT, ENOMEM, EACCES, or a number
@@ -53,7 +56,16 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-enum fault_op { FOP_NONE, FOP_WRITE, FOP_READ, FOP_FSYNC, FOP_RENAME, FOP_OPEN, FOP_MALLOC };
+enum fault_op {
+    FOP_NONE,
+    FOP_WRITE,
+    FOP_READ,
+    FOP_FSYNC,
+    FOP_RENAME,
+    FOP_OPEN,
+    FOP_MALLOC,
+    FOP_REALLOC
+};
 
 static enum fault_op fault_op = FOP_NONE;
 static long fault_n;
@@ -91,6 +103,8 @@ __attribute__((constructor)) static void fault_init(void)
             fault_op = FOP_OPEN;
         else if (strcmp(op, "malloc") == 0)
             fault_op = FOP_MALLOC;
+        else if (strcmp(op, "realloc") == 0)
+            fault_op = FOP_REALLOC;
         fault_n = strtol(n, NULL, 10);
     }
     fault_persist = getenv("FAULT_PERSIST") && strcmp(getenv("FAULT_PERSIST"), "1") == 0;
@@ -200,7 +214,7 @@ static int fault_hit_fn(enum fault_op op, int eligible, const char *fn)
     if (!fault_ready || fault_inside || op != fault_op || !eligible || !thread_ok())
         return 0;
     long k = atomic_fetch_add(&fault_calls, 1) + 1;
-    if (fault_trace && op != FOP_MALLOC)
+    if (fault_trace && op != FOP_MALLOC && op != FOP_REALLOC)
         trace(k, fn);
     if (k == fault_n || (fault_persist && k > fault_n)) {
         atomic_fetch_add(&fault_fired, 1);
@@ -472,7 +486,7 @@ void *calloc(size_t a, size_t b)
 
 void *realloc(void *p, size_t n)
 {
-    if (fault_op == FOP_MALLOC && fault_hit(FOP_MALLOC, 1))
+    if ((fault_op == FOP_MALLOC || fault_op == FOP_REALLOC) && fault_hit(fault_op, 1))
         return NULL;
     return __libc_realloc(p, n);
 }

@@ -15,6 +15,9 @@ first ten, a geometric series, the last LAST_N, and random ones) runs:
   whose recovery code was never shown: abort after the commit).
 * `vault get`: exit 0 and every file byte for byte as without faults, or
   exit non-zero; never a signal but an out-of-memory abort.
+* `send create`: exit 0 and the link's page loads with a code to give, or
+  an error exit; every realloc fails once, then a sample of allocations
+  (see walk_send_create for the two bugs this found).
 
 Skipped under ASan (the shim's malloc would fight ASan's).
 """
@@ -27,6 +30,9 @@ import shutil
 import signal
 import sys
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 
 SRC = os.environ.get("SEALPOST_SRC") or os.path.abspath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -40,15 +46,16 @@ ABORTS = (-signal.SIGABRT, -signal.SIGTRAP)
 FAILED_OK = (1, 75) + ABORTS
 
 
-def walk(t, inst, rng, label, run, judge, what):
+def walk(t, inst, rng, label, run, judge, what, op="malloc", every=False):
     """One malloc walk of a command. run(env) runs it once with the shim's
     environment; judge(n, p) names what is wrong with the run that failed
     allocation n (None: nothing). The dry run (no fault) counts the
-    allocations and must succeed."""
+    allocations and must succeed. op: the shim's FAULT_OP (malloc, or
+    realloc: those calls only); every: fail each call once, not a sample."""
     rep = os.path.join(inst.dir, "fault.report")
 
     def faulted(n):
-        p = run({"LD_PRELOAD": SHIM, "FAULT_OP": "malloc", "FAULT_N": str(n),
+        p = run({"LD_PRELOAD": SHIM, "FAULT_OP": op, "FAULT_N": str(n),
                  "FAULT_REPORT": rep})
         calls = None
         if os.path.exists(rep):
@@ -61,8 +68,8 @@ def walk(t, inst, rng, label, run, judge, what):
     if not t.ok("%s: dry run" % label, p.returncode == 0 and calls,
                 "exit %r, %r allocations" % (p.returncode, calls)):
         return
-    ns = malloc_sample(calls, rng, SAMPLES, last=LAST_N)
-    t.diag("%s: %d allocations, %d sampled" % (label, calls, len(ns)))
+    ns = range(1, calls + 1) if every else malloc_sample(calls, rng, SAMPLES, last=LAST_N)
+    t.diag("%s: %d calls of %s, %d failed in turn" % (label, calls, op, len(ns)))
     problems = []
     for n in ns:
         p, _ = faulted(n)
@@ -141,6 +148,45 @@ def walk_vault_get(t, inst, rng):
     walk(t, inst, rng, "vault get", run, judge, "right files or an error")
 
 
+def walk_send_create(t, inst, rng):
+    """`send create`: exit 0 and the link's page loads (the page record is
+    in the store) with a code to give, or an error exit. Every realloc
+    fails once (glibc's memory stream makes one when it is closed and
+    reports nothing when it fails: a send was stored without its page
+    record), then a sample of all allocations (an allocation failing in
+    OpenSSL's RSA signature of the notification crashed libopendkim's
+    dkim_free: OpenSSL now allocates with xmalloc)."""
+    inst.add_user("sender")
+    f = os.path.join(inst.dir, "send-file.bin")
+    with open(f, "wb") as fh:
+        fh.write(os.urandom(30000))
+    inst.start_serve()
+
+    def run(env):
+        return inst.run("send", "create", "--file", f, "--to", "bob@example.org", "--protect",
+                        "code", "--user", "sender", "--json", check=False, env=env)
+
+    def judge(n, p):
+        if p.returncode != 0:
+            return None
+        doc = json.loads(p.out)
+        path = urllib.parse.urlsplit(doc["url"]).path
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (inst.http_port, path),
+                                        timeout=30) as r:
+                status = r.status
+        except urllib.error.HTTPError as e:
+            status = e.code
+        if status != 200 or not doc.get("code"):
+            return "exit 0 but the page answers %d, code %r" % (status, doc.get("code"))
+        return None
+
+    walk(t, inst, rng, "send create (realloc)", run, judge, "a working link or an error",
+         op="realloc", every=True)
+    walk(t, inst, rng, "send create", run, judge, "a working link or an error")
+    inst.stop_serve()
+
+
 def main():
     t = Tap()
     if os.environ.get("SEALPOST_ASAN") == "1":
@@ -155,6 +201,7 @@ def main():
     with Instance() as inst:
         walk_user_add(t, inst, rng)
         walk_vault_get(t, inst, rng)
+        walk_send_create(t, inst, rng)
     return t.done()
 
 
