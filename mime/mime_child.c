@@ -39,12 +39,13 @@
  * limit killed it (a CI run of test_smtp_group_commit, 60 s for one
  * message). A forked child would also carry a copy of the whole daemon's
  * memory into the process that parses hostile input. So a child is our
- * own program started afresh: the spawner posix_spawn()s /proc/self/exe
- * (the running binary itself, even if the file was replaced or its
- * directory is closed to the dropped user) with MIME_CHILD_ARG, its
- * limits and our pid; the program's main calls mime_child_entry first
- * thing, which sees the argument, initialises GMime and becomes the
- * child. posix_spawn execs at once (no malloc between clone and exec).
+ * own program started afresh: mime_child_entry (first thing in main)
+ * opens the running binary (/proc/self/exe, O_PATH: the file itself, even
+ * if it is replaced later or its directory is closed to the user we drop
+ * to; valgrind gives its client here, not itself), and the spawner
+ * posix_spawn()s that file with MIME_CHILD_ARG, its limits and our pid;
+ * in the child, mime_child_entry sees the argument, initialises GMime and
+ * becomes the child. posix_spawn execs at once (no malloc between clone and exec).
  * A program that never called mime_child_entry cannot start children
  * (its own main would run instead): mime_parse_start then fails the parse.
  * The child dies with the spawner thread (PR_SET_PDEATHSIG, checked
@@ -313,7 +314,7 @@ static uint64_t child_vm_size(void)
  * posix_spawn); messages come later, one at a time. */
 static void child_setup(const struct mime_limits *lim, pid_t parent)
 {
-    (void)close(MIME_CHILD_FD_MSG); /* whatever a preloaded library opened */
+    (void)close(MIME_CHILD_FD_MSG); /* the program, from posix_spawn */
     if (close_range(MIME_CHILD_FD_FIRST_FREE, ~0u, 0) != 0)
         _exit(MIME_CHILD_EXIT_SETUP);
     int null = open("/dev/null", O_RDWR);
@@ -564,16 +565,28 @@ __attribute__((noreturn)) static void pool_child_main(const struct mime_limits *
 #define MIME_CHILD_ARGC 5
 /* argv[0] of a child (ps shows it); its thread name is "mime-parser". */
 #define MIME_CHILD_ARGV0 "sealpost: mime-parser"
-/* The running program, whatever its path now (see the top of the file). */
-#define MIME_CHILD_PROGRAM "/proc/self/exe"
+/* The running program (see the top of the file). */
+#define MIME_CHILD_SELF "/proc/self/exe"
 
-/* Set by mime_child_entry in a process that is not a child: it may start
- * children (its main would recognise the argument). */
+/* Set by mime_child_entry in a process that is not a child: the program
+ * (O_PATH, at MIME_CHILD_FD_FIRST_FREE or above, so that putting it on
+ * MIME_CHILD_FD_MSG in the child cannot clobber the socket), or -1 with
+ * exe_errno. Children can only be started when it is set. */
 static bool child_entry_seen;
+static int exe_fd = -1;
+static int exe_errno;
 
 void mime_child_entry(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], MIME_CHILD_ARG) != 0) {
+        int fd = open(MIME_CHILD_SELF, O_PATH | O_CLOEXEC);
+        if (fd >= 0) {
+            exe_fd = fcntl(fd, F_DUPFD_CLOEXEC, MIME_CHILD_FD_FIRST_FREE);
+            exe_errno = errno;
+            close(fd);
+        } else {
+            exe_errno = errno;
+        }
         child_entry_seen = true;
         return;
     }
@@ -880,6 +893,11 @@ static struct pool_child *pool_start_child(const struct mime_limits *lim)
                  "(mime_child_entry)");
         return NULL;
     }
+    if (exe_fd < 0) {
+        msg_warn("-: mime parser not started: %s could not be opened at start: %s", MIME_CHILD_SELF,
+                 strerror(exe_errno));
+        return NULL;
+    }
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
         msg_warn("-: mime parser not started: socketpair: %s", strerror(errno));
@@ -890,9 +908,13 @@ static struct pool_child *pool_start_child(const struct mime_limits *lim)
     snprintf(cpu, sizeof(cpu), "%llu", (unsigned long long)lim->cpu_seconds);
     snprintf(parent, sizeof(parent), "%ld", (long)getpid());
     char *argv[] = {MIME_CHILD_ARGV0, MIME_CHILD_ARG, mem, cpu, parent, NULL};
+    char program[32];
+    snprintf(program, sizeof(program), "/proc/self/fd/%d", MIME_CHILD_FD_MSG);
 
-    /* The socket on MIME_CHILD_FD_PIPE, nothing else open but stdio;
-     * every signal default and unblocked. */
+    /* The socket on MIME_CHILD_FD_PIPE (first: it may sit on
+     * MIME_CHILD_FD_MSG now), the program on MIME_CHILD_FD_MSG (the
+     * child closes it), nothing else open but stdio; every signal default
+     * and unblocked. */
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
     sigset_t none, all;
@@ -904,21 +926,21 @@ static struct pool_child *pool_start_child(const struct mime_limits *lim)
         rc = posix_spawnattr_init(&at);
         if (rc == 0) {
             if ((rc = posix_spawn_file_actions_adddup2(&fa, sv[1], MIME_CHILD_FD_PIPE)) == 0 &&
-                (rc = posix_spawn_file_actions_addclose(&fa, MIME_CHILD_FD_MSG)) == 0 &&
+                (rc = posix_spawn_file_actions_adddup2(&fa, exe_fd, MIME_CHILD_FD_MSG)) == 0 &&
                 (rc = posix_spawn_file_actions_addclosefrom_np(&fa, MIME_CHILD_FD_FIRST_FREE)) ==
                     0 &&
                 (rc = posix_spawnattr_setsigmask(&at, &none)) == 0 &&
                 (rc = posix_spawnattr_setsigdefault(&at, &all)) == 0 &&
                 (rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK |
                                                         POSIX_SPAWN_SETSIGDEF)) == 0)
-                rc = posix_spawn(&pid, MIME_CHILD_PROGRAM, &fa, &at, argv, environ);
+                rc = posix_spawn(&pid, program, &fa, &at, argv, environ);
             posix_spawnattr_destroy(&at);
         }
         posix_spawn_file_actions_destroy(&fa);
     }
     close(sv[1]);
     if (rc != 0) {
-        msg_warn("-: mime parser not started: %s: %s", MIME_CHILD_PROGRAM, strerror(rc));
+        msg_warn("-: mime parser not started: %s: %s", MIME_CHILD_SELF, strerror(rc));
         close(sv[0]);
         return NULL;
     }

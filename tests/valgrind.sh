@@ -44,6 +44,10 @@ addr=$(echo "valgrind-pass-1" | "${SP[@]}" user add vg --email vg@example.org --
 check deliver "${VG[@]}" "${SP[@]}" deliver --to "$addr" <tests/data/mime/nested.eml
 item=$(echo "valgrind-pass-1" | "${SP[@]}" vault list vg --json --password-stdin 2>/dev/null |
     python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+# The parse ran (the parser child is the program started afresh: under
+# valgrind, the program, not valgrind).
+check deliver_parsed sh -c "echo valgrind-pass-1 | ${SP[*]} vault list vg --json --password-stdin |
+    python3 -c 'import json,sys; f=json.load(sys.stdin)[0][\"flags\"]; sys.exit(1 if f else 0)'"
 check vault_get sh -c "echo valgrind-pass-1 | ${VG[*]} ${SP[*]} vault get vg $item --out $tmp/out --password-stdin"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
