@@ -24,7 +24,6 @@ One "ok NAME" / "not ok NAME - reason" line per check.
 import base64
 import hashlib
 import os
-import random
 import re
 import signal
 import subprocess
@@ -36,7 +35,7 @@ SRC = os.environ.get("SEALPOST_SRC") or os.path.abspath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
 
-from sptest import Instance, Tap, norm_text  # noqa: E402
+from sptest import Instance, Tap, norm_text, seeded_rng  # noqa: E402
 
 RUNS = int(os.environ.get("SPTEST_CRASH_RUNS") or 40)  # more for a soak run
 LOOP_SECONDS = int(os.environ.get("SPTEST_CRASH_SECONDS") or 60)
@@ -91,9 +90,7 @@ def leftovers(inst):
 
 def main():
     t = Tap()
-    seed = int(os.environ.get("SPTEST_SEED") or time.time_ns() % (1 << 32))
-    t.diag(f"seed {seed} (set SPTEST_SEED to repeat)")
-    rng = random.Random(seed)
+    rng = seeded_rng(t)
     try:
         inst = Instance()
     except Exception as e:  # noqa: BLE001

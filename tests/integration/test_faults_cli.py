@@ -25,11 +25,9 @@ import base64
 import filecmp
 import json
 import os
-import random
 import shutil
 import signal
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -37,7 +35,7 @@ import urllib.request
 SRC = os.environ.get("SEALPOST_SRC") or os.path.abspath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
-from sptest import Instance, Tap, fault_shim, malloc_sample  # noqa: E402
+from sptest import Instance, Tap, fault_shim, malloc_sample, seeded_rng  # noqa: E402
 
 SHIM = fault_shim()
 SAMPLES = int(os.environ.get("SPTEST_FAULT_MALLOC_SAMPLES") or 40)
@@ -195,9 +193,7 @@ def main():
         return 0
     if not t.ok("fault shim built", os.path.exists(SHIM), SHIM):
         return t.done()
-    seed = int(os.environ.get("SPTEST_SEED") or time.time_ns() % (1 << 32))
-    t.diag("seed %d (set SPTEST_SEED to repeat)" % seed)
-    rng = random.Random(seed)
+    rng = seeded_rng(t)
     with Instance() as inst:
         walk_user_add(t, inst, rng)
         walk_vault_get(t, inst, rng)

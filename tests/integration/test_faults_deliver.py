@@ -30,7 +30,6 @@ One "ok NAME" / "not ok NAME - reason" line per check.
 import base64
 import hashlib
 import os
-import random
 import re
 import signal
 import sys
@@ -42,7 +41,7 @@ SRC = os.environ.get("SEALPOST_SRC") or os.path.abspath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
 
-from sptest import Instance, Tap, fault_shim, malloc_sample  # noqa: E402
+from sptest import Instance, Tap, fault_shim, malloc_sample, seeded_rng  # noqa: E402
 
 BUILD = os.environ.get("BUILD", "build")
 SHIM = fault_shim()
@@ -292,9 +291,7 @@ def main():
     if not os.path.exists(SHIM):
         t.ok("faults-shim-built", False, f"{SHIM} missing (make {BUILD}/faultinject.so)")
         return t.done()
-    seed = int(os.environ.get("SPTEST_SEED") or time.time_ns() % (1 << 32))
-    t.diag(f"seed {seed} (set SPTEST_SEED to repeat)")
-    rng = random.Random(seed)
+    rng = seeded_rng(t)
     with Instance() as inst:
         try:
             run(t, inst, rng)

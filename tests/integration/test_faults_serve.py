@@ -38,7 +38,6 @@ One "ok NAME" / "not ok NAME - reason" line per check.
 """
 
 import os
-import random
 import re
 import smtplib
 import socket
@@ -52,7 +51,7 @@ SRC = os.environ.get("SEALPOST_SRC") or os.path.abspath(os.path.join(HERE, "..",
 sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
 sys.path.insert(0, os.path.join(SRC, "tests", "browser"))
 
-from sptest import Instance, Tap, fault_shim  # noqa: E402
+from sptest import Instance, Tap, fault_shim, seeded_rng  # noqa: E402
 from sphttp import create_key, create_send, http  # noqa: E402
 
 SHIM = fault_shim()
@@ -376,9 +375,7 @@ def main():
     if not os.path.exists(SHIM):
         t.ok("faults-shim-built", False, f"{SHIM} missing")
         return t.done()
-    seed = int(os.environ.get("SPTEST_SEED") or time.time_ns() % (1 << 32))
-    t.diag(f"seed {seed} (set SPTEST_SEED to repeat)")
-    rng = random.Random(seed)
+    rng = seeded_rng(t)
     conf = "[mailin]\ndkim_verify = no\nspf = no\ngreet_pause = 0s\n" \
            "[outbound]\nrelayhost = 127.0.0.1:9\n"
     with Instance(extra_conf=conf) as inst:

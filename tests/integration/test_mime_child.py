@@ -7,7 +7,9 @@
    multithreaded daemon could hang on a lock another thread held (it did,
    under ASan, in CI) and would carry the daemon's memory.
 2. serve starts one child per worker at start, before any mail.
-3. A child parses MIME_POOL_RECYCLE messages and is then replaced; its
+3. The child's argument by hand, malformed or with a pid that is not the
+   caller's parent, gives the setup exit code at once (no parse, no wait).
+4. A child parses MIME_POOL_RECYCLE messages and is then replaced; its
    successor is started in the background, so one is idle before the next
    message arrives, and the messages after it are parsed (not
    parser_failed).
@@ -15,6 +17,7 @@
 import os
 import re
 import smtplib
+import subprocess
 import sys
 import time
 
@@ -28,9 +31,9 @@ WAIT = 20  # seconds for a background start (an ASan build starts slowly)
 WORKERS = 2
 
 
-def recycle_count():
+def source_define(name):
     with open(os.path.join(SRC, "mime", "mime_child.c")) as f:
-        m = re.search(r"#define MIME_POOL_RECYCLE (\d+)", f.read())
+        m = re.search(r"#define %s (\d+)" % name, f.read())
     return int(m.group(1))
 
 
@@ -68,7 +71,15 @@ def message(tag):
 
 def main():
     t = sptest.Tap()
-    recycle = recycle_count()
+    recycle = source_define("MIME_POOL_RECYCLE")
+    exit_setup = source_define("MIME_CHILD_EXIT_SETUP")
+    bin_ = sptest.sealpost_bin()
+    for args in ([CHILD_ARG], [CHILD_ARG, "1", "2"], [CHILD_ARG, "x", "1", str(os.getpid())],
+                 [CHILD_ARG, "1", "1", "1"], [CHILD_ARG, "1", "1", str(os.getpid() + 1)]):
+        p = subprocess.run([bin_] + args, stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=30)
+        t.ok("by hand %r: setup exit" % args[1:], p.returncode == exit_setup,
+             "exit %d" % p.returncode)
     with sptest.Instance(extra_conf="[server]\nworkers = %d\n" % WORKERS) as inst:
         alice = inst.add_user("alice")
         inst.start_serve()

@@ -31,6 +31,7 @@ import email
 import email.policy
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -56,6 +57,15 @@ def sealpost_bin():
 def fault_shim():
     """Path of the fault-injection shim tests/faultinject ($BUILD/faultinject.so)."""
     return os.path.abspath(os.path.join(SRC, os.environ.get("BUILD", "build"), "faultinject.so"))
+
+
+def seeded_rng(t):
+    """A random.Random for a test's sampled choices: seeded from SPTEST_SEED
+    when set, else from the clock; the seed goes to the TAP output so that a
+    failing run can be repeated."""
+    seed = int(os.environ.get("SPTEST_SEED") or time.time_ns() % (1 << 32))
+    t.diag("seed %d (set SPTEST_SEED to repeat)" % seed)
+    return random.Random(seed)
 
 
 def malloc_sample(calls, rng, samples, last=0):
