@@ -88,16 +88,24 @@ class Daemon:
             return self
         self.started = True
         try:
+            log_at = os.path.getsize(self.inst.serve_log)
+        except OSError:
+            log_at = 0
+        try:
             self.inst.start_serve(timeout=20, env=self.env)
         except RuntimeError as e:
             if "at start" in str(e):
                 raise StartFailed(str(e)[-300:]) from None
             raise
+        # Started means "serve ready" logged (every service started) and
+        # /healthz answering: SMTP and HTTP answer while later services
+        # (the outbound runner) still start, and serve exits 1 when one
+        # of them fails.
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
                 st, _, _ = http(self.inst, "GET", "/healthz", timeout=2)
-                if st == 200:
+                if st == 200 and self.ready(log_at):
                     break
             except OSError:
                 pass
@@ -108,6 +116,11 @@ class Daemon:
                 raise StartFailed(f"serve exited {rc} during its start")
             time.sleep(0.05)
         return self
+
+    def ready(self, log_at):
+        with open(self.inst.serve_log, "rb") as f:
+            f.seek(log_at)
+            return b"sealpost serve ready" in f.read()
 
     def __exit__(self, *exc):
         self.inst.stop_serve()
@@ -177,21 +190,33 @@ def calls_between(trace, begin_pred, end_pred):
     return out, last
 
 
-def unacked_window(trace, n, dd, done_pred):
+def smtp_begin(s):
+    """The log line that starts a walked SMTP transaction."""
+    return "from=<faults@sender.example>" in s or "mail from" in s.lower()
+
+
+def http_begin(s):
+    """The log line after which a walked send creation runs."""
+    return "serve ready" in s
+
+
+def unacked_window(trace, n, dd, begin_pred, done_pred):
     """True when the failed call n sits where a success must not follow:
     after the transaction's first file under DATA_DIR/blobs/ (or tmp/) was
-    touched and
+    touched (files serve made before the transaction, such as its spare
+    containers, do not count) and
     before its commit line, and it is not SQLite's own fsync of a directory
     that sealpost already fsynced itself (SQLite ignores that failure; the
     store's open fsyncs the directory first, lib/db.c)."""
-    started = False
+    began = started = False
     synced_dirs = set()
     for k, fn, tg in trace:
         if k is None:
+            began = began or begin_pred(tg)
             if started and done_pred(tg):
                 return False
             continue
-        if tg.startswith(dd + "/blobs/") or tg.startswith(dd + "/tmp/"):
+        if began and (tg.startswith(dd + "/blobs/") or tg.startswith(dd + "/tmp/")):
             started = True
         if k == n:
             if fn == "fdatasync" and tg in synced_dirs:
@@ -221,9 +246,7 @@ def walk_smtp(t, inst, addr, op, errno_name, rng, label):
     if not t.ok(f"faults-smtp-{label}-dry-run", code == 250, f"{code} {text}"):
         return
     # The transaction's calls: from the session's MAIL to its "delivered".
-    calls, _ = calls_between(tr, lambda s: "from=<faults@sender.example>" in s or
-                             "mail from" in s.lower(),
-                             lambda s: "status=delivered" in s)
+    calls, _ = calls_between(tr, smtp_begin, lambda s: "status=delivered" in s)
     if not calls:
         # Fall back: every call after the daemon said it is ready.
         calls, _ = calls_between(tr, lambda s: "serve ready" in s, lambda s: False)
@@ -263,7 +286,7 @@ def walk_smtp(t, inst, addr, op, errno_name, rng, label):
             if c is None or not (c == 250 or 400 <= c < 500):
                 problems.append(f"N={n} ({fn} {target}): reply {c} {tx}")
         if op == "fsync" and hit and code == 250 and \
-                unacked_window(tr, n, dd, lambda s: "status=delivered" in s):
+                unacked_window(tr, n, dd, smtp_begin, lambda s: "status=delivered" in s):
             problems.append(f"N={n} ({fn} {target}): failed fsync answered 250")
         in_msg = target is not None and (target.startswith(dd + "/tmp/") or
                                          target.startswith(dd + "/blobs/") or
@@ -311,8 +334,7 @@ def walk_http(t, inst, key, op, rng, label):
     tr = read_trace(trace)
     if not t.ok(f"faults-http-{label}-dry-run", st == 201, f"{st} {doc}"):
         return
-    calls, _ = calls_between(tr, lambda s: "serve ready" in s,
-                             lambda s: "send: created" in s)
+    calls, _ = calls_between(tr, http_begin, lambda s: "send: created" in s)
     t.diag(f"http {label}: {len(calls)} eligible calls in one send creation")
     if len(calls) > WALK_MAX:
         calls = sorted(rng.sample(calls, WALK_MAX))
@@ -348,7 +370,7 @@ def walk_http(t, inst, key, op, rng, label):
             if not (c == 201 or 500 <= c < 600):
                 problems.append(f"N={n} ({fn} {target}): status {c} {doc}")
         if op == "fsync" and hit and st == 201 and \
-                unacked_window(tr, n, dd, lambda s: "send: created" in s):
+                unacked_window(tr, n, dd, http_begin, lambda s: "send: created" in s):
             problems.append(f"N={n} ({fn} {target}): failed fsync answered 201")
         if st == 201 and (got is None or got[0] != 200 or got[1] != data):
             problems.append(f"N={n}: 201 but the link gives {got[0] if got else None}")
