@@ -13,8 +13,9 @@
  *      setgid, setuid, then verify that root cannot be regained. Root
  *      without a user is allowed, with a warning (the example config).
  *      Then confine file writes to the data dir (cli_sandbox.c, Landlock).
- *   5. Remove crash leftovers (deliver_cleanup) and create the blob
- *      directories (deliver_blob_dirs_prepare), as the unprivileged user.
+ *   5. Remove crash leftovers (deliver_cleanup), create the blob
+ *      directories (deliver_blob_dirs_prepare) and the first stock of spare
+ *      containers (deliver_spares_fill), as the unprivileged user.
  *   6. Start each service (threads; workers open the store as that user).
  *   7. Wait for signals: SIGHUP loads the config again; if it is invalid the
  *      problems are logged with file:line and the old one stays; if valid it
@@ -207,6 +208,7 @@ static void leftovers_remove(struct config *cfg)
         msg_warn("-: blob directories not prepared: %s", scrub(err));
         free(err);
     }
+    (void)deliver_spares_fill(cfg); /* a failure is logged; deliveries create files */
     deliver_close(d);
 }
 

@@ -31,6 +31,7 @@
  * The message is hostile and only ever touched by the MIME child.
  */
 #include "deliver/deliver.h"
+#include "deliver/blobs.h"
 #include "deliver/vault.h"
 #include "lib/db.h"
 #include "lib/fsutil.h"
@@ -98,11 +99,17 @@ void rcpt_clear(struct rcpt *r)
     memset(r, 0, sizeof(*r));
 }
 
+/* Where cfg's blobs are (the one spelling spares and deliveries share). */
+static char *blobs_dir_of(const struct config *cfg)
+{
+    return xasprintf("%s/blobs", cfg->data_dir);
+}
+
 struct deliver_ctx *deliver_open(struct config *cfg, char **err)
 {
     struct deliver_ctx *d = xcalloc(1, sizeof(*d));
     char *dbpath = xasprintf("%s/%s", cfg->data_dir, DB_FILE_NAME);
-    d->blobs_dir = xasprintf("%s/blobs", cfg->data_dir);
+    d->blobs_dir = blobs_dir_of(cfg);
     d->tmp_dir = xasprintf("%s/tmp", cfg->data_dir);
     d->lock_path = xasprintf("%s/%s", cfg->data_dir, DELIVER_LOCK_NAME);
     d->lock_fd = -1;
@@ -291,108 +298,22 @@ done:
 
 /* ---- one delivery ---- */
 
-/*
- * Blob directories (blobs/XX/, XX = the first two characters of the blob
- * id). Items prepared in the same short window share one directory: the
- * committer moves the prefix on for every batch it takes, so a batch's
- * blobs usually sit in one or two directories and need one directory fsync
- * each, not one per item. The rest of a blob id stays random (18 symbols,
- * about 89 bits), so ids stay unguessable and unique.
- *
- * A directory is used for a committed row only once its own entry in
- * blobs/ is known durable: the first batch of this process that uses it
- * fsyncs blobs/ too (a directory left by an earlier process may never have
- * been synced if that process died in between).
- */
-#define BLOB_PREFIX_LEN 2
-#define BLOB_ALPHA_N (sizeof(RAND_ALPHA_LOWER) - 1)
-#define BLOB_DIRS (BLOB_ALPHA_N * BLOB_ALPHA_N)
-
-static pthread_mutex_t blob_prefix_lock = PTHREAD_MUTEX_INITIALIZER;
-static char blob_prefix[BLOB_PREFIX_LEN + 1];
-/* Blob directories this process knows to exist with a durable entry in
- * blobs/, for the blobs/ named in durable_for (a reload to another data
- * directory starts over); both under blob_prefix_lock. */
-static bool blob_dir_durable[BLOB_DIRS];
-static char *durable_for;
-
-/* Caller holds blob_prefix_lock. */
-static bool *durable_table(const struct deliver_ctx *d)
-{
-    if (durable_for == NULL || strcmp(durable_for, d->blobs_dir) != 0) {
-        free(durable_for);
-        durable_for = xstrdup(d->blobs_dir);
-        memset(blob_dir_durable, 0, sizeof(blob_dir_durable));
-    }
-    return blob_dir_durable;
-}
-
-static bool blob_dir_known(const struct deliver_ctx *d, size_t di)
-{
-    pthread_mutex_lock(&blob_prefix_lock);
-    bool known = durable_table(d)[di];
-    pthread_mutex_unlock(&blob_prefix_lock);
-    return known;
-}
-
-static void blob_dir_mark(const struct deliver_ctx *d, size_t di)
-{
-    pthread_mutex_lock(&blob_prefix_lock);
-    durable_table(d)[di] = true;
-    pthread_mutex_unlock(&blob_prefix_lock);
-}
-
-void deliver_blob_prefix_next(void)
-{
-    pthread_mutex_lock(&blob_prefix_lock);
-    rand_string(blob_prefix, BLOB_PREFIX_LEN, RAND_ALPHA_LOWER);
-    pthread_mutex_unlock(&blob_prefix_lock);
-}
-
-static void blob_id_new(char out[RAND_ID_LEN + 1])
-{
-    rand_id(out);
-    pthread_mutex_lock(&blob_prefix_lock);
-    if (blob_prefix[0] == '\0')
-        rand_string(blob_prefix, BLOB_PREFIX_LEN, RAND_ALPHA_LOWER);
-    memcpy(out, blob_prefix, BLOB_PREFIX_LEN);
-    pthread_mutex_unlock(&blob_prefix_lock);
-}
-
 int deliver_blob_dirs_prepare(struct deliver_ctx *d, char **err)
 {
-    char name[BLOB_PREFIX_LEN + 1] = {0};
-    for (size_t a = 0; a < BLOB_ALPHA_N; a++) {
-        for (size_t b = 0; b < BLOB_ALPHA_N; b++) {
-            name[0] = RAND_ALPHA_LOWER[a];
-            name[1] = RAND_ALPHA_LOWER[b];
-            char *dir = xasprintf("%s/%s", d->blobs_dir, name);
-            int r = mkdir(dir, 0700);
-            int e = errno;
-            free(dir);
-            if (r < 0 && e != EEXIST) {
-                *err = xasprintf("mkdir %s/%s: %s", d->blobs_dir, name, strerror(e));
-                return -1;
-            }
-        }
-    }
-    if (fsync_dir(d->blobs_dir) < 0) {
-        *err = xasprintf("fsync of %s: %s", d->blobs_dir, strerror(errno));
-        return -1;
-    }
-    for (size_t i = 0; i < BLOB_DIRS; i++)
-        blob_dir_mark(d, i);
-    return 0;
+    return blob_dirs_prepare(d->blobs_dir, err);
 }
 
-/* Index of a blob's directory in the durable table. */
-static size_t blob_dir_index(const char *blob)
+bool deliver_spares_wanted(const struct deliver_ctx *d)
 {
-    const char *a = strchr(RAND_ALPHA_LOWER, blob[0]);
-    const char *b = strchr(RAND_ALPHA_LOWER, blob[1]);
-    if (a == NULL || b == NULL || blob[0] == '\0' || blob[1] == '\0')
-        msg_panic("blob_dir_index: blob id outside the alphabet");
-    return (size_t)(a - RAND_ALPHA_LOWER) * BLOB_ALPHA_N + (size_t)(b - RAND_ALPHA_LOWER);
+    return blob_spares_wanted(d->blobs_dir);
+}
+
+int deliver_spares_fill(const struct config *cfg)
+{
+    char *dir = blobs_dir_of(cfg);
+    int n = blob_spares_fill(dir);
+    free(dir);
+    return n;
 }
 
 /*
@@ -447,6 +368,7 @@ struct item_out {
     unsigned char sealed_key[VAULT_SEALED_KEY_BYTES];
     char *dir;  /* blobs/XX */
     char *path; /* blobs/XX/blob: ours, unlinked unless committed */
+    bool spare; /* a spare container: its directory entry is durable */
     FILE *f;    /* open until the commit has synced it */
     struct vault_writer *w;
     bool keep;        /* committed: the file stays */
@@ -682,11 +604,12 @@ static char *meta_build(const struct deliver_pending *dl, const struct item_out 
 
 /*
  * Creates the container of one recipient under its final name in
- * blobs/XX/ (made here if missing) and starts it. Only a committed row
- * makes an item: a crash before the commit leaves an unreferenced blob for
- * deliver_cleanup, and readers find blobs only through rows. (No rename:
- * the file's own fsync then carries its directory entry on most file
- * systems, so the commit's directory fsync finds little left to write.)
+ * blobs/XX/ (made here if missing), or takes a spare one (blobs.c), and
+ * starts it. Only a committed row makes an item: a crash before the
+ * commit leaves an unreferenced blob for deliver_cleanup, and readers find
+ * blobs only through rows. (No rename: the file's own fsync then carries
+ * its directory entry on most file systems, so the commit's directory
+ * fsync finds little left to write; a spare's entry is durable already.)
  */
 static enum sp_status item_open(struct deliver_pending *dl, struct item_out *it)
 {
@@ -697,25 +620,22 @@ static enum sp_status item_open(struct deliver_pending *dl, struct item_out *it)
     it->user_id = it->rcpt->user_id;
     it->user_name = xstrdup(it->rcpt->user_name);
     rand_id(it->id);
-    blob_id_new(it->blob);
     it->key = item_key_new();
     if (it->key == NULL)
         return SP_TEMPFAIL;
     vault_key_new(it->key);
     vault_key_seal(it->key, it->rcpt->public_key, it->sealed_key);
-    it->dir = xasprintf("%s/%.*s", d->blobs_dir, BLOB_PREFIX_LEN, it->blob);
-    if (!blob_dir_known(d, blob_dir_index(it->blob)) && mkdir(it->dir, 0700) < 0 &&
-        errno != EEXIST) {
-        int e = errno;
-        msg_error("deliver: mkdir %s: %s", it->dir, strerror(e));
-        return status_from_errno(e);
+    /* A spare container if there is one, else a new file. */
+    char *path = NULL;
+    int fd = blob_spare_take(d->blobs_dir, it->blob, &it->dir, &path);
+    it->spare = fd >= 0;
+    if (fd < 0) {
+        blob_id_new(it->blob);
+        fd = blob_create(d->blobs_dir, it->blob, &it->dir, &path);
     }
-    char *path = xasprintf("%s/%s", it->dir, it->blob);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         int e = errno;
-        msg_error("deliver: cannot create %s: %s", path, strerror(e));
-        free(path);
+        msg_error("deliver: cannot create blob %s in %s: %s", it->blob, d->blobs_dir, strerror(e));
         return status_from_errno(e);
     }
     it->path = path; /* ours from here on: unlinked unless committed */
@@ -951,17 +871,17 @@ static enum sp_status item_sync(const char *qid, struct item_out *it)
     return SP_OK;
 }
 
-/* Whether any item of p lives in directory index di. */
+/* Whether any item of p that is no spare lives in directory index di. */
 static bool pending_uses_dir(const struct deliver_pending *p, size_t di)
 {
     for (size_t i = 0; i < p->n; i++)
-        if (blob_dir_index(p->items[i].blob) == di)
+        if (!p->items[i].spare && blob_dir_index(p->items[i].blob) == di)
             return true;
     return false;
 }
 
-/* Directory entries: every blob directory the batch uses, once each, and
- * blobs/ itself when a directory is new to this process. */
+/* Directory entries: every blob directory the batch created a file in,
+ * once each, and blobs/ itself when a directory is new to this process. */
 static void batch_sync_dirs(struct deliver_ctx *d, struct deliver_pending **pv, size_t n,
                             enum sp_status *st)
 {
@@ -973,12 +893,14 @@ static void batch_sync_dirs(struct deliver_ctx *d, struct deliver_pending **pv, 
         if (st[k] != SP_OK)
             continue;
         for (size_t i = 0; i < pv[k]->n; i++) {
+            if (pv[k]->items[i].spare)
+                continue; /* its entry was made durable with the spare */
             size_t di = blob_dir_index(pv[k]->items[i].blob);
             if (dirs[di])
                 continue;
             dirs[di] = k + 1;
             list[ndirs++] = di;
-            top |= !blob_dir_known(d, di);
+            top |= !blob_dir_known(d->blobs_dir, di);
         }
     }
     if (top && fsync_dir(d->blobs_dir) < 0) {
@@ -994,7 +916,7 @@ static void batch_sync_dirs(struct deliver_ctx *d, struct deliver_pending **pv, 
         const struct deliver_pending *p = pv[dirs[di] - 1];
         const char *dir = NULL;
         for (size_t i = 0; i < p->n && dir == NULL; i++)
-            if (blob_dir_index(p->items[i].blob) == di)
+            if (!p->items[i].spare && blob_dir_index(p->items[i].blob) == di)
                 dir = p->items[i].dir;
         if (fsync_dir(dir) < 0) {
             int e = errno;
@@ -1005,7 +927,7 @@ static void batch_sync_dirs(struct deliver_ctx *d, struct deliver_pending **pv, 
             continue;
         }
         if (top)
-            blob_dir_mark(d, di);
+            blob_dir_mark(d->blobs_dir, di);
     }
 out:
     free(list);

@@ -112,6 +112,18 @@ void deliver_blob_prefix_next(void);
  * directory does that fsync). 0, or -1 with *err.
  */
 int deliver_blob_dirs_prepare(struct deliver_ctx *d, char **err);
+/*
+ * Spare containers (deliver/blobs.c): empty blob files made ahead of time,
+ * their directory already durable, so that a delivery neither creates a
+ * file nor waits for a directory fsync. A daemon fills the stock for cfg's
+ * data directory at start and then from a thread of its own whenever
+ * deliver_spares_wanted says it runs low (deliver_spares_fill: the number
+ * made, or -1, logged), and drops what it did not use when it stops.
+ * Without a fill, deliveries create their files as before.
+ */
+bool deliver_spares_wanted(const struct deliver_ctx *d);
+int deliver_spares_fill(const struct config *cfg);
+void deliver_spares_drop(void);
 /* Starts n MIME parser children for cfg's parse limits in the background
  * (a daemon calls it at start, one per delivery worker). */
 void deliver_parser_prewarm(const struct config *cfg, unsigned n);

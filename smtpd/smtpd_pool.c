@@ -28,8 +28,14 @@
  * on a store connection of its own while batches go on committing, so no
  * session waits for it.
  *
- * Threads are named smtpd-worker, smtpd-commit and smtpd-ckpt (the I/O
- * thread smtpd-io) for ps -L and top -H.
+ * Spare containers: a delivery that finds a spare blob file (deliver.h)
+ * neither creates a file nor has its commit wait for a directory fsync.
+ * serve fills the stock at start; the spare filler thread tops it up when
+ * the committer finds that a batch left it low.
+ * With the filler behind (a burst), deliveries create their own files.
+ *
+ * Threads are named smtpd-worker, smtpd-commit, smtpd-ckpt and
+ * smtpd-spares (the I/O thread smtpd-io) for ps -L and top -H.
  *
  * Workers and the committer touch only the job (their own copies of every
  * string), never the session.
@@ -57,6 +63,24 @@ struct commit_item {
     struct deliver_pending *pending;
 };
 
+struct worker;
+
+/*
+ * A helper thread (the checkpointer, the spare filler). A request is the
+ * config (one reference) of the data directory to work on, kept until the
+ * work is done: one at a time; asking while one is pending does nothing.
+ */
+struct helper {
+    const char *name;                                  /* of the thread */
+    void (*run)(struct worker *w, struct config *cfg); /* w: its own, if it needs a store */
+    struct smtpd_pool *p;
+    pthread_t thread;
+    bool started; /* under the pool's lock, like the rest */
+    pthread_cond_t cond;
+    struct config *cfg;
+    bool stop;
+};
+
 struct smtpd_pool {
     unsigned n;
     pthread_t *threads;
@@ -73,14 +97,7 @@ struct smtpd_pool {
     pthread_cond_t commit_cond;
     struct commit_item *c_head, *c_tail;
     bool commit_stop;
-    /* The checkpointer, under lock too. A request is the config (one
-     * reference) of the store to checkpoint, kept until it is done: one at
-     * a time. */
-    pthread_t checkpointer;
-    bool checkpointer_started;
-    pthread_cond_t ckpt_cond;
-    struct config *ckpt_cfg;
-    bool ckpt_stop;
+    struct helper ckpt, spares;
 };
 
 struct worker {
@@ -198,44 +215,64 @@ static void done_push(struct smtpd_pool *p, struct smtpd_job **jobs, size_t n)
         ;
 }
 
-/* After a commit: asks for a checkpoint of the store cfg names when the
- * committer's WAL is long enough and none is asked for or running. */
-static void checkpoint_ask(struct smtpd_pool *p, struct deliver_ctx *dc, struct config *cfg)
+/* Asks helper h to work on cfg's data directory, unless a request is
+ * pending or it does not run. */
+static void helper_ask(struct smtpd_pool *p, struct helper *h, struct config *cfg)
 {
-    if (!deliver_checkpoint_wanted(dc))
-        return;
     pthread_mutex_lock(&p->lock);
-    if (p->checkpointer_started && p->ckpt_cfg == NULL) {
-        p->ckpt_cfg = config_ref(cfg);
-        pthread_cond_signal(&p->ckpt_cond);
+    if (h->started && h->cfg == NULL) {
+        h->cfg = config_ref(cfg);
+        pthread_cond_signal(&h->cond);
     }
     pthread_mutex_unlock(&p->lock);
 }
 
-static void *checkpointer_main(void *arg)
+static void *helper_main(void *arg)
 {
-    struct smtpd_pool *p = arg;
-    pthread_setname_np(pthread_self(), "smtpd-ckpt");
+    struct helper *h = arg;
+    struct smtpd_pool *p = h->p;
+    pthread_setname_np(pthread_self(), h->name);
     struct worker w = {0};
     pthread_mutex_lock(&p->lock);
     for (;;) {
-        while (p->ckpt_cfg == NULL && !p->ckpt_stop)
-            pthread_cond_wait(&p->ckpt_cond, &p->lock);
-        if (p->ckpt_stop)
+        while (h->cfg == NULL && !h->stop)
+            pthread_cond_wait(&h->cond, &p->lock);
+        if (h->stop)
             break;
-        struct config *cfg = p->ckpt_cfg;
+        struct config *cfg = h->cfg;
         pthread_mutex_unlock(&p->lock);
-        struct deliver_ctx *dc = worker_ctx(&w, cfg);
-        if (dc)
-            deliver_checkpoint(dc);
+        h->run(&w, cfg);
         pthread_mutex_lock(&p->lock);
-        config_unref(p->ckpt_cfg);
-        p->ckpt_cfg = NULL;
+        config_unref(h->cfg);
+        h->cfg = NULL;
     }
     pthread_mutex_unlock(&p->lock);
     if (w.dc)
         deliver_close(w.dc);
     return NULL;
+}
+
+static void run_checkpoint(struct worker *w, struct config *cfg)
+{
+    struct deliver_ctx *dc = worker_ctx(w, cfg);
+    if (dc)
+        deliver_checkpoint(dc);
+}
+
+static void run_spares(struct worker *w, struct config *cfg)
+{
+    (void)w;                        /* no store needed */
+    (void)deliver_spares_fill(cfg); /* a failure is logged; deliveries create files */
+}
+
+/* After a commit: a checkpoint when the committer's WAL is long enough
+ * (lib/db.h), spares when the stock runs low. */
+static void after_commit(struct smtpd_pool *p, struct deliver_ctx *dc, struct config *cfg)
+{
+    if (deliver_checkpoint_wanted(dc))
+        helper_ask(p, &p->ckpt, cfg);
+    if (deliver_spares_wanted(dc))
+        helper_ask(p, &p->spares, cfg);
 }
 
 static void *committer_main(void *arg)
@@ -289,7 +326,7 @@ static void *committer_main(void *arg)
             jobs[i]->status = st[i];
         done_push(p, jobs, n);
         if (dc) /* dc holds a reference to cfg: alive though the jobs are gone */
-            checkpoint_ask(p, dc, cfg);
+            after_commit(p, dc, cfg);
     }
     if (w.dc)
         deliver_close(w.dc);
@@ -338,23 +375,35 @@ struct smtpd_pool *smtpd_pool_new(unsigned workers)
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
     pthread_cond_init(&p->commit_cond, NULL);
-    pthread_cond_init(&p->ckpt_cond, NULL);
+    p->ckpt = (struct helper){.name = "smtpd-ckpt", .run = run_checkpoint, .p = p};
+    p->spares = (struct helper){.name = "smtpd-spares", .run = run_spares, .p = p};
+    pthread_cond_init(&p->ckpt.cond, NULL);
+    pthread_cond_init(&p->spares.cond, NULL);
     p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (p->efd < 0)
         msg_fatal("eventfd: %s", strerror(errno));
     return p;
 }
 
+static int helper_start(struct helper *h, char **err)
+{
+    if (h->started)
+        return 0;
+    int rc = pthread_create(&h->thread, NULL, helper_main, h);
+    if (rc != 0) {
+        *err = xasprintf("cannot start the %s thread: %s", h->name, strerror(rc));
+        return -1;
+    }
+    pthread_mutex_lock(&h->p->lock);
+    h->started = true;
+    pthread_mutex_unlock(&h->p->lock);
+    return 0;
+}
+
 int smtpd_pool_start(struct smtpd_pool *p, char **err)
 {
-    if (!p->checkpointer_started) {
-        int rc = pthread_create(&p->checkpointer, NULL, checkpointer_main, p);
-        if (rc != 0) {
-            *err = xasprintf("cannot start the checkpointer thread: %s", strerror(rc));
-            return -1;
-        }
-        p->checkpointer_started = true;
-    }
+    if (helper_start(&p->ckpt, err) < 0 || helper_start(&p->spares, err) < 0)
+        return -1;
     if (!p->committer_started) {
         int rc = pthread_create(&p->committer, NULL, committer_main, p);
         if (rc != 0) {
@@ -371,6 +420,14 @@ int smtpd_pool_start(struct smtpd_pool *p, char **err)
         }
     }
     return 0;
+}
+
+void smtpd_pool_prepare(struct smtpd_pool *p, struct config *cfg)
+{
+    /* A parser child per worker, started now rather than by the first
+     * messages (~12 ms each). (serve fills the stock of spare containers
+     * before it starts: the filler thread only tops it up.) */
+    deliver_parser_prewarm(cfg, p->n);
 }
 
 unsigned smtpd_pool_size(const struct smtpd_pool *p)
@@ -416,19 +473,31 @@ struct smtpd_job *smtpd_pool_collect(struct smtpd_pool *p)
     return rev;
 }
 
-/* Tells a helper thread (the committer, the checkpointer) to stop and
- * waits for it, if it runs. */
-static void helper_stop(struct smtpd_pool *p, bool *started, bool *stop, pthread_cond_t *cond,
+/* Tells a thread (the committer, a helper) to stop and waits for it, if
+ * it runs. */
+static void thread_stop(struct smtpd_pool *p, bool *started, bool *stop, pthread_cond_t *cond,
                         pthread_t thread)
 {
-    if (!*started)
-        return;
     pthread_mutex_lock(&p->lock);
-    *stop = true;
-    pthread_cond_broadcast(cond);
+    bool running = *started;
+    if (running) {
+        *stop = true;
+        pthread_cond_broadcast(cond);
+    }
     pthread_mutex_unlock(&p->lock);
+    if (!running)
+        return;
     pthread_join(thread, NULL);
+    pthread_mutex_lock(&p->lock);
     *started = false;
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void helper_stop(struct smtpd_pool *p, struct helper *h)
+{
+    thread_stop(p, &h->started, &h->stop, &h->cond, h->thread);
+    config_unref(h->cfg);
+    h->cfg = NULL;
 }
 
 void smtpd_pool_stop(struct smtpd_pool *p)
@@ -442,12 +511,13 @@ void smtpd_pool_stop(struct smtpd_pool *p)
     p->started = 0;
     /* The workers are gone, so nothing more is handed over: the committer
      * commits what is waiting, then stops. */
-    helper_stop(p, &p->committer_started, &p->commit_stop, &p->commit_cond, p->committer);
+    thread_stop(p, &p->committer_started, &p->commit_stop, &p->commit_cond, p->committer);
     /* Nothing commits any more: a checkpoint asked for is not needed (the
-     * store's last connection to close checkpoints anyway). */
-    helper_stop(p, &p->checkpointer_started, &p->ckpt_stop, &p->ckpt_cond, p->checkpointer);
-    config_unref(p->ckpt_cfg);
-    p->ckpt_cfg = NULL;
+     * store's last connection to close checkpoints anyway), and the spares
+     * left are removed. */
+    helper_stop(p, &p->ckpt);
+    helper_stop(p, &p->spares);
+    deliver_spares_drop();
 }
 
 void smtpd_pool_free(struct smtpd_pool *p)
@@ -474,7 +544,8 @@ void smtpd_pool_free(struct smtpd_pool *p)
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->cond);
     pthread_cond_destroy(&p->commit_cond);
-    pthread_cond_destroy(&p->ckpt_cond);
+    pthread_cond_destroy(&p->ckpt.cond);
+    pthread_cond_destroy(&p->spares.cond);
     free(p->threads);
     free(p);
 }
