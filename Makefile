@@ -58,7 +58,8 @@ FAULT_SO   := $(BUILD)/faultinject.so $(BUILD)/probe.so
 DEB_PKGS = build-essential pkg-config clang libclang-rt-14-dev libgmime-3.0-dev libsodium-dev libsqlite3-dev \
            libetpan-dev libopendkim-dev libmicrohttpd-dev libssl-dev libjansson-dev \
            libcurl4-gnutls-dev libcmocka-dev libspf2-dev \
-           python3 swaks libnet-ssleay-perl python3-dkim opendkim-tools openssl curl valgrind chromium chromium-driver
+           python3 swaks libnet-ssleay-perl python3-dkim opendkim-tools openssl curl valgrind chromium chromium-driver \
+           libfaketime
 
 .PHONY: all deps test check unit run asan valgrind install clean format tests-bin fuzz fuzz-smoke fuzz-build
 

@@ -17,12 +17,17 @@ its commit fsyncs the file alone. Checked here against a live `serve`:
    file) and a new stock is made after its commit.
 4. SIGTERM: serve removes the spares it did not use. After SIGKILL they
    stay behind as crash leftovers and `vault cleanup` removes them.
-5. With the fault shim: a failed directory fsync of the start's fill
+5. A stock left unused for half of cleanup's grace (an idle server) is
+   not used: with libfaketime moving serve's clock 31 minutes on, the
+   next delivery removes the old stock, creates its own file, and a new
+   stock follows its commit.
+6. With the fault shim: a failed directory fsync of the start's fill
    leaves no spare behind (the fill is undone, logged once) and mail is
    still delivered; a failed create of the fill likewise; a failed open of
    a spare by the delivery that takes it falls back to a new file (250,
    the item opens).
-Faults are skipped under ASan (the shim and ASan both interpose libc).
+The clock and the faults are skipped under ASan (libfaketime and the
+shim, like ASan, must come first among the preloaded libraries).
 """
 import os
 import signal
@@ -40,6 +45,8 @@ SHIM = fault_shim()
 TIMEOUT = 30
 CONF = "[mailin]\ndkim_verify = no\nspf = no\ngreet_pause = 0s\n"
 REFILL_WAIT = 10  # seconds the filler may take to top the stock up
+FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
+IDLE = "+%d" % (31 * 60)  # past half of DELIVER_ORPHAN_GRACE (an hour)
 
 
 def referenced(inst):
@@ -120,6 +127,29 @@ def wait_for(pred, timeout=REFILL_WAIT):
             return v
         time.sleep(0.05)
     return pred()
+
+
+def idle_stock(t, inst, rcpt):
+    stamp = os.path.join(inst.dir, "faketime")
+    with open(stamp, "w") as f:
+        f.write("+0\n")
+    # Only the wall clock moves (timeouts run on the monotonic one); the
+    # offset file is read at every call.
+    inst.start_serve(timeout=20, env={"LD_PRELOAD": FAKETIME, "FAKETIME_TIMESTAMP_FILE": stamp,
+                                      "FAKETIME_NO_CACHE": "1", "DONT_FAKE_MONOTONIC": "1"})
+    old = spares(inst)
+    with open(stamp, "w") as f:
+        f.write(IDLE + "\n")
+    codes = send(inst, rcpt, ["after an idle half hour"])
+    t.ok("idle stock: message delivered", codes == [250], repr(codes))
+    blob = blob_of(inst, "alice", "after an idle half hour")
+    t.ok("idle stock: not written into an old spare", old and blob and blob not in old,
+         "%r, %d old" % (blob, len(old)))
+    t.ok("idle stock: the old spares are removed", not (blob_files(inst).keys() & old),
+         "%d left" % len(blob_files(inst).keys() & old))
+    t.ok("idle stock: a new stock after the commit", wait_for(lambda: len(spares(inst)) > 0))
+    t.ok("idle stock: the item opens", opens(inst, "alice", "after an idle half hour"))
+    t.ok("idle stock: serve stops with 0", inst.stop_serve() == 0)
 
 
 def faults(t, inst, rcpt):
@@ -244,10 +274,14 @@ def main():
         t.ok("every item still listed", set(subjects) <= have,
              "missing %r" % sorted(set(subjects) - have)[:5])
 
-        # 5. Faults.
+        # 5. An idle stock; 6. faults.
         if os.environ.get("SEALPOST_ASAN") == "1":
-            print("ok spares-faults # SKIP under ASan: the shim and ASan both interpose libc")
-        elif t.ok("fault shim built", os.path.exists(SHIM), SHIM):
+            print("ok spares-idle-and-faults # SKIP under ASan: preloaded libraries must "
+                  "come after ASan's runtime")
+            return t.done()
+        if t.ok("libfaketime installed (make deps)", os.path.exists(FAKETIME), FAKETIME):
+            idle_stock(t, inst, rcpt)
+        if t.ok("fault shim built", os.path.exists(SHIM), SHIM):
             faults(t, inst, rcpt)
     return t.done()
 
