@@ -140,17 +140,25 @@ int blob_dirs_prepare(const char *blobs_dir, char **err)
     return 0;
 }
 
+/* A blob's directory (blobs/XX) and path (blobs/XX/BLOB), malloc'd. */
+static void blob_path(const char *blobs_dir, const char *blob, char **dir, char **path)
+{
+    *dir = xasprintf("%s/%.*s", blobs_dir, BLOB_PREFIX_LEN, blob);
+    *path = xasprintf("%s/%s", *dir, blob);
+}
+
 int blob_create(const char *blobs_dir, const char *blob, char **dir, char **path)
 {
-    char *dp = xasprintf("%s/%.*s", blobs_dir, BLOB_PREFIX_LEN, blob);
+    char *dp, *pp;
+    blob_path(blobs_dir, blob, &dp, &pp);
     if (!blob_dir_known(blobs_dir, blob_dir_index(blob)) && mkdir(dp, 0700) < 0 &&
         errno != EEXIST) {
         int e = errno;
+        free(pp);
         free(dp);
         errno = e;
         return -1;
     }
-    char *pp = xasprintf("%s/%s", dp, blob);
     int fd = open(pp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         int e = errno;
@@ -180,18 +188,12 @@ static char *spares_dir;
 /* A fill failed (logged once until one succeeds again). */
 static bool spares_failing;
 
-static void spare_path(const char *blobs_dir, const char *blob, char **dir, char **path)
-{
-    *dir = xasprintf("%s/%.*s", blobs_dir, BLOB_PREFIX_LEN, blob);
-    *path = xasprintf("%s/%s", *dir, blob);
-}
-
 /* Removes spares taken out of the stock (not under spares_lock). */
 static void spares_unlink(const char *blobs_dir, const struct spare *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         char *dir, *path;
-        spare_path(blobs_dir, v[i].blob, &dir, &path);
+        blob_path(blobs_dir, v[i].blob, &dir, &path);
         (void)unlink(path);
         free(dir);
         free(path);
@@ -247,7 +249,7 @@ int blob_spare_take(const char *blobs_dir, char blob[RAND_ID_LEN + 1], char **di
     pthread_mutex_unlock(&spares_lock);
     if (!have)
         return -1;
-    spare_path(blobs_dir, s.blob, dir, path);
+    blob_path(blobs_dir, s.blob, dir, path);
     if (time(NULL) - s.made >= BLOB_SPARE_MAX_AGE) {
         /* The stock sat unused for half of cleanup's grace (an idle
          * server): it goes, and the commit asks for a new one. */
@@ -318,7 +320,8 @@ int blob_spares_fill(const char *blobs_dir)
     if (n > 0) {
         size_t di = blob_dir_index(made[0].blob);
         bool top = !blob_dir_known(blobs_dir, di);
-        char *dir = xasprintf("%s/%.*s", blobs_dir, BLOB_PREFIX_LEN, prefix);
+        char *dir, *path;
+        blob_path(blobs_dir, made[0].blob, &dir, &path);
         if (fsync_dir(dir) < 0 || (top && fsync_dir(blobs_dir) < 0)) {
             e = errno;
             spares_unlink(blobs_dir, made, n);
@@ -327,6 +330,7 @@ int blob_spares_fill(const char *blobs_dir)
             blob_dir_mark(blobs_dir, di);
         }
         free(dir);
+        free(path);
     }
 
     pthread_mutex_lock(&spares_lock);
