@@ -19,6 +19,22 @@ static int log_to_syslog = 0;
 static enum log_level log_min = LOG_LVL_INFO;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Our pid for the stderr prefix: glibc does not cache getpid(), and a
+ * session logs a handful of lines. A forked child (none of ours logs,
+ * but a library's might) finds it cleared and asks again. */
+static pid_t log_pid;
+static pthread_once_t log_pid_once = PTHREAD_ONCE_INIT;
+
+static void log_pid_forget(void)
+{
+    log_pid = 0;
+}
+
+static void log_pid_watch(void)
+{
+    pthread_atfork(NULL, NULL, log_pid_forget);
+}
+
 /* Longest log line we write; longer ones are cut (the cut is marked). */
 #define LOG_LINE_MAX 2048
 
@@ -53,8 +69,11 @@ static void log_emit(enum log_level lvl, const char *prefix, const char *fmt, va
     for (char *p = line; *p; p++)
         if (*p == '\n' || *p == '\r')
             *p = ' ';
+    pthread_once(&log_pid_once, log_pid_watch);
     pthread_mutex_lock(&log_lock);
     if (log_to_stderr) {
+        if (log_pid == 0)
+            log_pid = getpid();
         struct timespec ts;
         struct tm tm;
         char when[32];
@@ -62,7 +81,7 @@ static void log_emit(enum log_level lvl, const char *prefix, const char *fmt, va
         gmtime_r(&ts.tv_sec, &tm);
         strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
         fprintf(stderr, "%s.%03ldZ %s[%ld]: %s%s%s\n", when, ts.tv_nsec / 1000000L, log_ident,
-                (long)getpid(), prefix ? prefix : "", name[lvl], line);
+                (long)log_pid, prefix ? prefix : "", name[lvl], line);
     }
     if (log_to_syslog)
         syslog(prio[lvl], "%s%s%s", prefix ? prefix : "", name[lvl], line);
