@@ -13,6 +13,9 @@ first ten, a geometric series, the last LAST_N, and random ones) runs:
   recovery code (shown once) must still reach the admin, so user add
   prepares its output before it commits (a walk found users created
   whose recovery code was never shown: abort after the commit).
+* `user address add` / `user address remove`: exit 0 and the address is
+  there and takes mail / retired and refuses it, or an error exit and the
+  user's addresses exactly as before.
 * `vault get`: exit 0 and every file byte for byte as without faults, or
   exit non-zero; never a signal but an out-of-memory abort.
 * `send create`: exit 0 and the link's page loads with a code to give, or
@@ -111,6 +114,58 @@ def walk_user_add(t, inst, rng):
     walk(t, inst, rng, "user add", run, judge, "never a half user")
 
 
+def walk_user_address(t, inst, rng):
+    inst.add_user("addr")
+    state = {}
+
+    def addresses():
+        """{address: retired} of the user."""
+        p = inst.run("user", "show", "addr", "--json")
+        return {a["address"]: a["retired"] for a in json.loads(p.out)["addresses"]}
+
+    def changed(before, after):
+        return "addresses %r -> %r" % (
+            {k: v for k, v in before.items() if after.get(k) != v},
+            {k: v for k, v in after.items() if before.get(k) != v})
+
+    def run_add(env):
+        state["before"] = addresses()
+        return inst.run("user", "address", "add", "addr", check=False, env=env)
+
+    def judge_add(n, p):
+        before, after = state["before"], addresses()
+        new = set(after) - set(before)
+        if p.returncode == 0:
+            if len(new) != 1 or any(after[k] != v for k, v in before.items()):
+                return "exit 0 but " + changed(before, after)
+            got = inst.deliver(b"Subject: hi\r\n\r\nhello\r\n", new.pop())
+            return None if got == 0 else "the new address refuses mail (%r)" % got
+        return None if after == before else "exit %r but %s" % (p.returncode,
+                                                                 changed(before, after))
+
+    def run_remove(env):
+        old = addresses()
+        inst.run("user", "address", "add", "addr")
+        state["before"] = addresses()
+        state["gone"] = (set(state["before"]) - set(old)).pop()
+        return inst.run("user", "address", "remove", state["gone"], check=False, env=env)
+
+    def judge_remove(n, p):
+        before, after = state["before"], addresses()
+        if p.returncode == 0:
+            want = dict(before, **{state["gone"]: True})
+            if after != want:
+                return "exit 0 but " + changed(before, after)
+            got = inst.deliver(b"Subject: hi\r\n\r\nhello\r\n", state["gone"])
+            return None if got != 0 else "the retired address still takes mail"
+        return None if after == before else "exit %r but %s" % (p.returncode,
+                                                                 changed(before, after))
+
+    walk(t, inst, rng, "user address add", run_add, judge_add, "an address or an error")
+    walk(t, inst, rng, "user address remove", run_remove, judge_remove,
+         "retired or unchanged")
+
+
 def walk_vault_get(t, inst, rng):
     u = inst.add_user("getter")
     att = os.urandom(20000)
@@ -196,6 +251,7 @@ def main():
     rng = seeded_rng(t)
     with Instance() as inst:
         walk_user_add(t, inst, rng)
+        walk_user_address(t, inst, rng)
         walk_vault_get(t, inst, rng)
         walk_send_create(t, inst, rng)
     return t.done()
