@@ -252,9 +252,6 @@ struct smtpd_pool *smtpd_pool_new(unsigned workers);
 int smtpd_pool_start(struct smtpd_pool *p, char **err);
 int smtpd_pool_fd(const struct smtpd_pool *p); /* readable when jobs are done */
 unsigned smtpd_pool_size(const struct smtpd_pool *p);
-/* Readies the pool for cfg's deliveries: parser children (started in the
- * background). */
-void smtpd_pool_prepare(struct smtpd_pool *p, struct config *cfg);
 void smtpd_pool_push(struct smtpd_pool *p, struct smtpd_job *j);
 /* Finished jobs, as a list (I/O thread). */
 struct smtpd_job *smtpd_pool_collect(struct smtpd_pool *p);

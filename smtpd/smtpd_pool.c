@@ -422,14 +422,6 @@ int smtpd_pool_start(struct smtpd_pool *p, char **err)
     return 0;
 }
 
-void smtpd_pool_prepare(struct smtpd_pool *p, struct config *cfg)
-{
-    /* A parser child per worker, started now rather than by the first
-     * messages (~12 ms each). (serve fills the stock of spare containers
-     * before it starts: the filler thread only tops it up.) */
-    deliver_parser_prewarm(cfg, p->n);
-}
-
 unsigned smtpd_pool_size(const struct smtpd_pool *p)
 {
     return p->n;
