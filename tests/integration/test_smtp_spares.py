@@ -14,7 +14,8 @@ its commit fsyncs the file alone. Checked here against a live `serve`:
 3. `vault cleanup --grace 0s` while serve runs removes the spares (they
    are unreferenced files); the next message is still delivered (the
    delivery finds its spare gone, says so in the log and creates its own
-   file) and a new stock is made after its commit.
+   file) and a new stock is made after its commit. Spares written into
+   behind serve's back are never used (the delivery creates its own file).
 4. SIGTERM: serve removes the spares it did not use. After SIGKILL they
    stay behind as crash leftovers and `vault cleanup` removes them.
 5. A stock left unused for half of cleanup's grace (an idle server) is
@@ -163,6 +164,7 @@ def faults(t, inst, rcpt):
     for op, label in (("fsync", "directory fsync"), ("open", "create")):
         if os.path.exists(report):
             os.unlink(report)
+        said = inst.serve_log_tail(1 << 20).count("cannot make spare containers")
         inst.start_serve(timeout=20, env={"LD_PRELOAD": SHIM, "FAULT_OP": op,
                                           "FAULT_PATH": blobs, "FAULT_N": "1",
                                           "FAULT_REPORT": report})
@@ -175,7 +177,8 @@ def faults(t, inst, rcpt):
             rep = f.read()
         t.ok("failed fill %s: the one fault fired" % label, "fired=1" in rep, rep.strip())
         log = inst.serve_log_tail(1 << 20)
-        t.ok("failed fill %s: logged" % label, "cannot make spare containers" in log)
+        t.ok("failed fill %s: logged once" % label,
+             log.count("cannot make spare containers") == said + 1)
         t.ok("failed fill %s: the item opens" % label,
              opens(inst, "alice", "after a failed fill %s" % label))
 
@@ -197,6 +200,7 @@ def faults(t, inst, rcpt):
          made and creates == len(made) and start_opens == creates + 1,
          "%d opens, %d of spares, %d spares" % (start_opens, creates, len(made)))
     os.unlink(report)
+    said = inst.serve_log_tail(1 << 20).count("spare container")
     inst.start_serve(timeout=20, env={"LD_PRELOAD": SHIM, "FAULT_OP": "open",
                                       "FAULT_PATH": blobs, "FAULT_N": str(start_opens + 1),
                                       "FAULT_REPORT": report})
@@ -207,7 +211,7 @@ def faults(t, inst, rcpt):
     t.ok("failed open of a spare: message delivered", codes == [250], repr(codes))
     t.ok("failed open of a spare: the one fault fired", "fired=1" in rep, rep.strip())
     t.ok("failed open of a spare: logged, a new file made",
-         "spare container" in inst.serve_log_tail(1 << 20))
+         inst.serve_log_tail(1 << 20).count("spare container") == said + 1)
     t.ok("failed open of a spare: the item opens", opens(inst, "alice", "spare open failed"))
 
 
@@ -247,15 +251,36 @@ def main():
         t.ok("the filler topped the stock up", refilled,
              "%d spares, %d new" % (len(now), len(now - stock0)))
 
+        # A spare that is not empty any more is not what serve made: the
+        # delivery leaves it (and the stock) alone and creates its own file.
+        top = os.path.join(inst.data_dir, "blobs")
+        tampered = {n: os.path.join(top, n[:2], n) for n in spares(inst)}
+        for path in tampered.values():
+            with open(path, "wb") as f:
+                f.write(b"not ours")
+        said = inst.serve_log_tail(1 << 20).count("spare container")
+        codes = send(inst, rcpt, ["after tampering"])
+        t.ok("tampered spares: message delivered", codes == [250], repr(codes))
+        blob = blob_of(inst, "alice", "after tampering")
+        t.ok("tampered spares: written into a new file", blob and blob not in tampered, blob)
+        t.ok("tampered spares: left as they were",
+             all(open(pth, "rb").read() == b"not ours" for pth in tampered.values()))
+        t.ok("tampered spares: the item opens", opens(inst, "alice", "after tampering"))
+        t.ok("tampered spares: logged",
+             inst.serve_log_tail(1 << 20).count("spare container") == said + 1)
+        t.ok("tampered spares: a new stock after the commit",
+             wait_for(lambda: len(spares(inst)) > 0 and not (spares(inst) & set(tampered))))
+
         # 3. vault cleanup while serve runs removes the spares.
         r = inst.run("vault", "cleanup", "--grace", "0s")
         t.ok("vault cleanup removes the spares", not spares(inst),
              "%s; %d left" % (r.stdout.strip(), len(spares(inst))))
+        said = inst.serve_log_tail(1 << 20).count("spare container")
         codes = send(inst, rcpt, ["after cleanup"])
         t.ok("next message delivered", codes == [250], repr(codes))
         t.ok("its item opens", opens(inst, "alice", "after cleanup"))
         t.ok("the delivery said its spare was gone",
-             "spare container" in inst.serve_log_tail(1 << 20))
+             inst.serve_log_tail(1 << 20).count("spare container") == said + 1)
         t.ok("a new stock after its commit", wait_for(lambda: len(spares(inst)) > 0))
 
         # 4. SIGTERM removes the stock; SIGKILL leaves it to cleanup.
