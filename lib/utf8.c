@@ -51,10 +51,20 @@ size_t utf8_decode(const unsigned char *p, size_t n, uint32_t *cp)
     return len;
 }
 
+/* The top bit of each of eight bytes: any set means a non-ASCII byte. */
+#define UTF8_HIGH_BITS 0x8080808080808080ull
+
 bool utf8_valid(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
     for (size_t i = 0; i < n;) {
+        /* ASCII is valid as it is: skip it eight bytes at a time (a text
+         * body of a MiB is checked on every delivery). */
+        uint64_t w;
+        while (n - i >= sizeof(w) && (memcpy(&w, p + i, sizeof(w)), !(w & UTF8_HIGH_BITS)))
+            i += sizeof(w);
+        if (i >= n)
+            break;
         uint32_t cp;
         size_t k = utf8_decode(p + i, n - i, &cp);
         if (k == 0)

@@ -86,11 +86,46 @@ static void test_utf8_decode(void **state)
     assert_int_equal(utf8_decode((const unsigned char *)"A", 0, &cp), 0);
 }
 
+/* Each case again inside ASCII runs of every length from 0 to 17 on both
+ * sides (NULs among them: ASCII too), so it sits at every offset of the
+ * eight-byte steps utf8_valid takes over ASCII; never read past n either
+ * (the buffer is exactly n bytes on the heap, so ASan sees an overread). */
+static void test_utf8_valid_in_ascii(void **state)
+{
+    (void)state;
+    int bad = 0;
+    for (size_t i = 0; i < N(cases); i++) {
+        size_t len = strlen(cases[i].in);
+        for (size_t pre = 0; pre <= 17; pre++) {
+            for (size_t post = 0; post <= 17; post++) {
+                size_t n = pre + len + post;
+                char *b = malloc(n ? n : 1);
+                assert_non_null(b);
+                for (size_t k = 0; k < pre; k++)
+                    b[k] = k % 5 ? 'a' : '\0';
+                memcpy(b + pre, cases[i].in, len);
+                for (size_t k = 0; k < post; k++)
+                    b[pre + len + k] = k % 3 ? 'z' : '\0';
+                if ((int)utf8_valid(b, n) != cases[i].valid) {
+                    char h[64];
+                    hex(cases[i].in, h, sizeof(h));
+                    print_error("utf8_valid(%zu ASCII + %s + %zu ASCII): got %d\n", pre, h, post,
+                                !cases[i].valid);
+                    bad++;
+                }
+                free(b);
+            }
+        }
+    }
+    assert_int_equal(bad, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_utf8_cases),
         cmocka_unit_test(test_utf8_decode),
+        cmocka_unit_test(test_utf8_valid_in_ascii),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
