@@ -694,3 +694,37 @@ long vault_reader_read(struct vault_reader *r, void *p, size_t n)
     }
     return (long)done;
 }
+
+enum vault_rc vault_part_read_slice(FILE *f, const char *id, const unsigned char *key,
+                                    uint32_t index, uint64_t off, uint64_t len,
+                                    int (*sink)(void *arg, const void *p, size_t n), void *arg)
+{
+    if (len > UINT64_MAX - off)
+        return VAULT_BAD_FORMAT;
+    enum vault_rc rc;
+    struct vault_reader *r = vault_reader_open(f, id, key, index, &rc);
+    if (r == NULL)
+        return rc;
+    unsigned char *b = sodium_malloc(VAULT_CHUNK_BYTES); /* plaintext: locked */
+    const uint64_t end = off + len;
+    uint64_t at = 0; /* part offset of b[0] */
+    rc = b ? VAULT_OK : VAULT_IO;
+    while (rc == VAULT_OK && at < end) {
+        long got = vault_reader_read(r, b, VAULT_CHUNK_BYTES);
+        if (got <= 0) {
+            rc = got < 0 ? (enum vault_rc)got : VAULT_BAD_FORMAT; /* shorter than said */
+            break;
+        }
+        uint64_t from = at > off ? at : off;
+        uint64_t to = at + (uint64_t)got < end ? at + (uint64_t)got : end;
+        if (to > from && sink(arg, b + (from - at), (size_t)(to - from)) != 0)
+            rc = VAULT_SINK;
+        at += (uint64_t)got;
+    }
+    if (b) {
+        sodium_memzero(b, VAULT_CHUNK_BYTES);
+        sodium_free(b);
+    }
+    vault_reader_close(r);
+    return rc;
+}

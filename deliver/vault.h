@@ -35,6 +35,9 @@
 #define VAULT_KDF_CONTEXT "spvault1"
 #define VAULT_PART_META 0
 #define VAULT_PART_ORIGINAL 1
+/* Version of the metadata record (part 0, JSON) written now: 2 may hold
+ * parts stored inside another ("slice"), 1 never does. Readers take both. */
+#define VAULT_META_VERSION 2
 
 /* Seals a fresh item key to pk; key must be sodium_malloc'd. */
 void vault_key_new(unsigned char *key);
@@ -88,6 +91,19 @@ const char *vault_rc_str(enum vault_rc rc);
  */
 enum vault_rc vault_part_read(FILE *f, const char *id, const unsigned char *key, uint32_t index,
                               int (*sink)(void *arg, const void *p, size_t n), void *arg)
+    __attribute__((warn_unused_result));
+
+/*
+ * Hands sink the bytes [off, off + len) of part index, in pieces: a part
+ * the metadata says is stored inside another one (a body that is, byte for
+ * byte, a stretch of the original; docs/FORMATS.md "slice"). The part is
+ * decrypted from its start up to the end of the stretch; every byte handed
+ * out has authenticated. VAULT_BAD_FORMAT when the part is shorter than
+ * off + len.
+ */
+enum vault_rc vault_part_read_slice(FILE *f, const char *id, const unsigned char *key,
+                                    uint32_t index, uint64_t off, uint64_t len,
+                                    int (*sink)(void *arg, const void *p, size_t n), void *arg)
     __attribute__((warn_unused_result));
 
 /* Convenience for small parts (metadata): seal buf as part index into a malloc'd container. */

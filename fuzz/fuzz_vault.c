@@ -1,6 +1,7 @@
 /*
  * fuzz_vault — libFuzzer harness for the vault reader (deliver/vault.c):
- * vault_part_read and vault_open_buf on hostile containers.
+ * vault_part_read, vault_open_buf and vault_part_read_slice on hostile
+ * containers.
  *
  * Input byte 0 picks the mode:
  *   even  the rest is a container, read as is (every part index 0..3, with
@@ -13,7 +14,9 @@
  *
  * The invariant in both modes: a read either fails, or returns exactly the
  * plaintext that was sealed into that part — never other bytes, never a
- * prefix (truncation must be detected: DESIGN.md "Keys and formats").
+ * prefix (truncation must be detected: DESIGN.md "Keys and formats"). A
+ * slice read (a stretch the input picks) either fails or returns exactly
+ * that stretch of the sealed plaintext, which must lie within it.
  */
 #include <sodium.h>
 #include <stddef.h>
@@ -88,6 +91,32 @@ static void check_buf(const unsigned char *c, size_t clen, uint32_t index, enum 
     free(p);
 }
 
+/* A stretch [off, off + len) of part index through vault_part_read_slice:
+ * an OK read must be exactly plain[off, off + len) of a part that has
+ * those bytes (plain NULL: no such part, nothing may read OK but an empty
+ * stretch, which hands out nothing). */
+static void check_slice(const unsigned char *c, size_t clen, uint32_t index, uint64_t off,
+                        uint64_t len, const unsigned char *plain, size_t plen)
+{
+    if (clen == 0)
+        return;
+    struct out o = {outbuf, 0};
+    FILE *f = fmemopen((void *)c, clen, "r");
+    if (f == NULL)
+        abort();
+    enum vault_rc rc = vault_part_read_slice(f, id, key, index, off, len, sink, &o);
+    fclose(f);
+    if (rc != VAULT_OK)
+        return;
+    if (plain == NULL ? len != 0
+                      : off > plen || len > plen - off || o.len != len ||
+                            (len && memcmp(o.p, plain + off, len) != 0)) {
+        fprintf(stderr, "slice %llu+%llu of part %u read OK with %zu bytes\n",
+                (unsigned long long)off, (unsigned long long)len, index, o.len);
+        abort();
+    }
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
@@ -121,6 +150,7 @@ static int raw_mode(const uint8_t *d, size_t n)
             abort();
         }
         check_buf(d, n, i, rc, &o);
+        check_slice(d, n, i, n > 0 ? d[0] : 0, n > 1 ? d[1] : 1, NULL, 0);
     }
     return 0;
 }
@@ -244,6 +274,14 @@ static int tamper_mode(const uint8_t *d, size_t n)
             }
         }
         check_buf(c, clen, i, rc, &o);
+        /* A stretch the input picks, within the part or reaching past it. */
+        int p = -1;
+        for (unsigned k = 0; k < nparts; k++)
+            if (pidx[k] == i)
+                p = (int)k;
+        uint64_t off = ((uint64_t)take(&cur) << 10 | take(&cur)) % (FUZZ_VAULT_PART_MAX + 2);
+        uint64_t len = ((uint64_t)take(&cur) << 10 | take(&cur)) % (FUZZ_VAULT_PART_MAX + 2);
+        check_slice(c, clen, i, off, len, p < 0 ? NULL : plain[p], p < 0 ? 0 : plen[p]);
     }
     free(c);
     return 0;
