@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <sodium.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +111,12 @@ static int item_open(const struct opened *o, const struct db_item *it, unsigned 
     free(m);
     if (*meta == NULL || !json_is_object(*meta)) {
         fprintf(stderr, "sealpost: item %s: metadata is not a record\n", it->id);
+        return item_open_fail(key, meta);
+    }
+    json_int_t v = json_integer_value(json_object_get(*meta, "version"));
+    if (v < 1 || v > VAULT_META_VERSION) {
+        fprintf(stderr, "sealpost: item %s: metadata version %lld is not one this program reads\n",
+                it->id, (long long)v);
         return item_open_fail(key, meta);
     }
     return 0;
@@ -244,9 +251,40 @@ static int fd_sink_write(void *arg, const void *p, size_t n)
     return 0;
 }
 
+/* Where a part's bytes are: its own part of the container, or (metadata
+ * version 2) a stretch of another part, "slice": {"index", "offset"} with
+ * the part's "size". */
+struct part_where {
+    uint32_t index; /* the part's own */
+    uint32_t from;  /* the container part its bytes are in */
+    bool sliced;
+    uint64_t offset, size;
+};
+
+/* 0, or -1 when the metadata's part entry makes no sense. */
+static int part_where(json_t *p, struct part_where *w)
+{
+    json_int_t index = json_integer_value(json_object_get(p, "index"));
+    json_t *slice = json_object_get(p, "slice");
+    if (index <= 0 || index > UINT32_MAX)
+        return -1;
+    *w = (struct part_where){.index = (uint32_t)index, .from = (uint32_t)index};
+    if (slice == NULL)
+        return 0;
+    json_int_t in = json_integer_value(json_object_get(slice, "index"));
+    json_int_t off = json_integer_value(json_object_get(slice, "offset"));
+    json_int_t size = json_integer_value(json_object_get(p, "size"));
+    if (!json_is_integer(json_object_get(slice, "index")) || in <= 0 || in > UINT32_MAX ||
+        in == index || !json_is_integer(json_object_get(slice, "offset")) || off < 0 ||
+        !json_is_integer(json_object_get(p, "size")) || size < 0)
+        return -1;
+    *w = (struct part_where){(uint32_t)index, (uint32_t)in, true, (uint64_t)off, (uint64_t)size};
+    return 0;
+}
+
 /* Writes one part to dir/name; returns 0 or -1 (message printed). */
 static int part_write(FILE *blob, const struct db_item *it, const unsigned char *key,
-                      uint32_t index, int dirfd, const char *name)
+                      const struct part_where *w, int dirfd, const char *name)
 {
     int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -254,12 +292,14 @@ static int part_write(FILE *blob, const struct db_item *it, const unsigned char 
         return -1;
     }
     struct fd_sink s = {fd, 0};
-    enum vault_rc rc = vault_part_read(blob, it->id, key, index, fd_sink_write, &s);
+    enum vault_rc rc = w->sliced ? vault_part_read_slice(blob, it->id, key, w->from, w->offset,
+                                                         w->size, fd_sink_write, &s)
+                                 : vault_part_read(blob, it->id, key, w->from, fd_sink_write, &s);
     if (close(fd) < 0 && rc == VAULT_OK)
         rc = VAULT_IO;
     if (rc != VAULT_OK) {
         unlinkat(dirfd, name, 0);
-        fprintf(stderr, "sealpost: item %s part %u: %s\n", it->id, index, vault_rc_str(rc));
+        fprintf(stderr, "sealpost: item %s part %u: %s\n", it->id, w->index, vault_rc_str(rc));
         return -1;
     }
     return 0;
@@ -322,9 +362,11 @@ static int vault_get(struct cli *c, int argc, char **argv)
     json_array_foreach(json_object_get(meta, "parts"), i, p)
     {
         const char *kind = jget(p, "kind");
-        json_int_t index = json_integer_value(json_object_get(p, "index"));
+        struct part_where where;
         char name[MIME_NAME_MAX + 1];
-        if (index <= 0 || index > UINT32_MAX) {
+        if (part_where(p, &where) < 0) {
+            fprintf(stderr, "sealpost: item %s: part %zu: its metadata makes no sense\n", it.id,
+                    i + 1);
             failures++;
             continue;
         }
@@ -341,7 +383,7 @@ static int vault_get(struct cli *c, int argc, char **argv)
             mime_filename_clean(n, strlen(n), name, sizeof(name));
             mime_nameset_claim(&names, name, sizeof(name));
         }
-        if (part_write(blob, &it, key, (uint32_t)index, dirfd, name) < 0)
+        if (part_write(blob, &it, key, &where, dirfd, name) < 0)
             failures++;
         else
             json_array_append_new(files, json_string(name));

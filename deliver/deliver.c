@@ -67,8 +67,6 @@
 /* Bytes of a container written since its last write-back start from which
  * the end of a part starts another one. */
 #define DELIVER_WRITEBACK_MIN (256 * 1024)
-/* Version of the sealed metadata record (docs/FORMATS.md). */
-#define META_VERSION 1
 /* Largest metadata record a reader accepts. */
 #define META_MAX (4 * 1024 * 1024)
 
@@ -356,6 +354,10 @@ struct part_info {
     char *name;
     char *type;
     uint64_t size;
+    uint32_t index;
+    bool begun;      /* its part is open (or done) in the containers */
+    bool sliced;     /* stored inside the original: nothing in the containers */
+    uint64_t offset; /* sliced: where in the original part (trace included) */
 };
 
 struct item_out {
@@ -394,6 +396,7 @@ struct deliver_pending {
     int lock_fd;  /* shared flock from the first file to the commit */
     time_t received;
     uint64_t original_size;
+    uint64_t trace_len; /* bytes of our headers on top of the original part */
     uint32_t flags;
     char queue_id[RAND_ID_LEN + 1];
 };
@@ -466,33 +469,83 @@ static int sink_headers(void *ctx, const struct mime_headers *h)
     return 0;
 }
 
+/* A part is opened in the containers on its first data (or at its end,
+ * when empty), not at its begin: a part that turns out to be a slice of
+ * the original takes no room there. */
 static int sink_part_begin(void *ctx, enum mime_part_kind kind, const char *name, const char *type)
 {
     struct deliver_pending *dl = ctx;
-    uint32_t index = dl->next_index++;
+    dl->parts = xrealloc(dl->parts, (dl->nparts + 1) * sizeof(*dl->parts));
+    dl->parts[dl->nparts++] = (struct part_info){.kind = kind,
+                                                 .name = dup_or_null(name),
+                                                 .type = dup_or_null(type),
+                                                 .index = dl->next_index++};
+    return 0;
+}
+
+static int part_open(struct deliver_pending *dl, struct part_info *p)
+{
+    if (p->begun)
+        return 0;
     for (size_t i = 0; i < dl->n; i++) {
-        if (vault_part_begin(dl->items[i].w, index) < 0) {
+        if (vault_part_begin(dl->items[i].w, p->index) < 0) {
             if (!dl->io_error)
                 dl->io_error = errno ? errno : EIO;
             return -1;
         }
     }
-    dl->parts = xrealloc(dl->parts, (dl->nparts + 1) * sizeof(*dl->parts));
-    dl->parts[dl->nparts++] = (struct part_info){kind, dup_or_null(name), dup_or_null(type), 0};
+    p->begun = true;
     return 0;
+}
+
+/* A record order mime_child lets through only by a bug of ours: the
+ * delivery is deferred (the client retries), never stored incomplete. */
+static int sink_broken(struct deliver_pending *dl, const char *what)
+{
+    msg_error("%s: deliver: the parser's result broke its contract: %s", dl->queue_id, what);
+    if (!dl->io_error)
+        dl->io_error = EPROTO;
+    return -1;
 }
 
 static int sink_part_data(void *ctx, const void *p, size_t n)
 {
     struct deliver_pending *dl = ctx;
-    dl->parts[dl->nparts - 1].size += n;
+    struct part_info *pi = &dl->parts[dl->nparts - 1];
+    if (pi->sliced)
+        return sink_broken(dl, "data after a slice");
+    if (part_open(dl, pi) < 0)
+        return -1;
+    pi->size += n;
     return all_writers(dl, w_write, p, n);
+}
+
+/* The part is bytes [off, off + n) of the message: the sealed original
+ * holds them already (after our trace headers), so the metadata says where
+ * and nothing more is sealed or written (docs/FORMATS.md "slice"). */
+static int sink_part_slice(void *ctx, uint64_t off, uint64_t n)
+{
+    struct deliver_pending *dl = ctx;
+    struct part_info *pi = &dl->parts[dl->nparts - 1];
+    if (pi->begun || pi->sliced || off > dl->original_size - dl->trace_len ||
+        n > dl->original_size - dl->trace_len - off)
+        return sink_broken(dl, "a slice after data or past the message");
+    pi->sliced = true;
+    pi->offset = dl->trace_len + off;
+    pi->size = n;
+    return 0;
 }
 
 static int sink_part_end(void *ctx)
 {
-    int r = all_writers(ctx, w_end, NULL, 0);
-    return r == 0 ? items_writeback(ctx) : r;
+    struct deliver_pending *dl = ctx;
+    struct part_info *pi = &dl->parts[dl->nparts - 1];
+    if (pi->sliced)
+        return 0;
+    if (part_open(dl, pi) < 0)
+        return -1;
+    int r = all_writers(dl, w_end, NULL, 0);
+    return r == 0 ? items_writeback(dl) : r;
 }
 
 void deliver_pending_free(struct deliver_pending *dl)
@@ -573,10 +626,14 @@ static char *meta_build(const struct deliver_pending *dl, const struct item_out 
                                            "message/rfc822", "size", (json_int_t)original_size));
     for (size_t i = 0; i < dl->nparts; i++) {
         const struct part_info *p = &dl->parts[i];
-        json_array_append_new(parts, json_pack("{s:i,s:s,s:o,s:o,s:I}", "index",
-                                               (int)(VAULT_PART_ORIGINAL + 1 + i), "kind",
-                                               kind_name(p->kind), "name", jstr(p->name), "type",
-                                               jstr(p->type), "size", (json_int_t)p->size));
+        json_t *j = json_pack("{s:I,s:s,s:o,s:o,s:I}", "index", (json_int_t)p->index, "kind",
+                              kind_name(p->kind), "name", jstr(p->name), "type", jstr(p->type),
+                              "size", (json_int_t)p->size);
+        if (j && p->sliced)
+            json_object_set_new(j, "slice",
+                                json_pack("{s:i,s:I}", "index", VAULT_PART_ORIGINAL, "offset",
+                                          (json_int_t)p->offset));
+        json_array_append_new(parts, j);
     }
     json_t *flist = json_array();
     for (char *tok = fl, *save = NULL; (tok = strtok_r(tok, ",", &save)) != NULL; tok = NULL)
@@ -584,7 +641,7 @@ static char *meta_build(const struct deliver_pending *dl, const struct item_out 
     json_t *m = json_pack(
         "{s:i,s:s,s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:{s:o,s:o},s:{s:o,s:o},s:{s:o,s:o,s:o},"
         "s:o}",
-        "version", META_VERSION, "id", it->id, "received", (json_int_t)received, "tag",
+        "version", VAULT_META_VERSION, "id", it->id, "received", (json_int_t)received, "tag",
         jstr(it->rcpt->tag), "to_address", jstr(it->rcpt->address), "subject", jstr(dl->subject),
         "from", jstr(dl->from), "to", jstr(dl->to), "date", jstr(dl->date), "message_id",
         jstr(dl->message_id), "flags", flist, "auth", "dkim", jstr(a ? a->dkim : NULL), "spf",
@@ -707,6 +764,7 @@ static enum sp_status seal_original(struct deliver_pending *dl, int fd, const ch
             return status_from_errno(dl->io_error);
         *size += strlen(trace);
     }
+    dl->trace_len = *size;
     enum sp_status s = copy_message(dl, fd, size);
     if (s == SP_OK && all_writers(dl, w_end, NULL, 0) < 0)
         s = status_from_errno(dl->io_error);
@@ -796,7 +854,8 @@ enum sp_status deliver_prepare(struct deliver_ctx *d, int fd, const struct rcpt 
     /* Its result; a failure degrades to "original only, flagged". */
     if (s == SP_OK) {
         uint64_t mark = vault_writer_offset(dl->items[0].w);
-        struct mime_sink sink = {dl, sink_headers, sink_part_begin, sink_part_data, sink_part_end};
+        struct mime_sink sink = {
+            dl, sink_headers, sink_part_begin, sink_part_data, sink_part_end, sink_part_slice};
         int sink_err = 0;
         dl->flags = mime_parse_finish(mp, &sink, &sink_err);
         mp = NULL;

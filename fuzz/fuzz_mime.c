@@ -166,7 +166,7 @@ static void *parse_thread(void *arg)
             pthread_cond_wait(&cv, &mu);
         struct job *j = pending;
         pthread_mutex_unlock(&mu);
-        struct mime_sink sink = {&j->c, s_headers, s_part_begin, s_part_data, s_part_end};
+        struct mime_sink sink = {&j->c, s_headers, s_part_begin, s_part_data, s_part_end, NULL};
         j->flags = mime_parse_inprocess(j->fd, &limits, &sink);
         pthread_mutex_lock(&mu);
         pending = NULL;

@@ -58,6 +58,14 @@ struct mime_sink {
     int (*part_begin)(void *ctx, enum mime_part_kind kind, const char *name, const char *type);
     int (*part_data)(void *ctx, const void *p, size_t n);
     int (*part_end)(void *ctx);
+    /* Optional (NULL: not used): the whole content of the part just begun
+     * is, byte for byte, the bytes [off, off + n) of the message that was
+     * parsed (no transfer encoding, no charset conversion, a text body
+     * already valid UTF-8), so a sink that keeps that message anyway need
+     * not store them twice. Called at most once per part, instead of
+     * part_data, before part_end. A sink without it gets the same bytes
+     * through part_data. */
+    int (*part_slice)(void *ctx, uint64_t off, uint64_t n);
 };
 
 struct mime_limits {

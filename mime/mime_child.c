@@ -15,9 +15,9 @@
  *
  * Trust: the parent trusts nothing the child sends. Records have a type and
  * a length checked against a per-type maximum before anything is read; the
- * order (headers, then begin/data/end per part, flags, done) is checked;
- * names are cleaned and made unique again, types and header text checked
- * again. A child that dies by a signal, exits non-zero, overruns the
+ * order (headers, then begin/data or slice/end per part, flags, done) is
+ * checked; names are cleaned and made unique again, types and header text
+ * checked again. A child that dies by a signal, exits non-zero, overruns the
  * deadline, breaks the protocol or never says "done" gives
  * MIME_F_PARSER_FAILED; what it sent before stays (the sink's contract is
  * kept: an open part is ended, headers are always delivered first).
@@ -27,6 +27,9 @@
  *               subject, from, to, date, message-id
  *   PART_BEGIN  u8 kind, u16 name length, name, u16 type length, type
  *   PART_DATA   1 .. MIME_CHUNK bytes
+ *   PART_SLICE  u64 offset, u64 length: the part is exactly those bytes of
+ *               the message (mime.h part_slice); once, instead of data, and
+ *               only within the message's size, which the parent knows
  *   PART_END    empty
  *   FLAGS       u32 MIME_F_* bits
  *   DONE        empty, the last record
@@ -101,6 +104,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -118,7 +122,8 @@ enum mime_rec_type {
     MIME_REC_PART_DATA = 3,
     MIME_REC_PART_END = 4,
     MIME_REC_FLAGS = 5,
-    MIME_REC_DONE = 6
+    MIME_REC_DONE = 6,
+    MIME_REC_PART_SLICE = 7 /* u64 offset, u64 length: the part is those message bytes */
 };
 
 #define MIME_REC_HDR 5
@@ -128,6 +133,7 @@ enum mime_rec_type {
 #define MIME_REC_BEGIN_MAX (1u + 2u + MIME_NAME_MAX + 2u + MIME_TYPE_MAX)
 #define MIME_REC_DATA_MAX MIME_CHUNK
 #define MIME_REC_FLAGS_LEN 4u
+#define MIME_REC_SLICE_LEN 16u
 
 /* Descriptors in the child: 3 stays free (messages arrive at the lowest
  * free number), 4 is the socket to the parent. */
@@ -278,6 +284,16 @@ static int child_simple(struct pipe_sink *ps, enum mime_rec_type type, const voi
 static int child_part_end(void *ctx)
 {
     return child_simple(ctx, MIME_REC_PART_END, NULL, 0);
+}
+
+static int child_part_slice(void *ctx, uint64_t off, uint64_t n)
+{
+    unsigned char b[MIME_REC_SLICE_LEN];
+    put_u32(b, (uint32_t)(off >> 32));
+    put_u32(b + 4, (uint32_t)off);
+    put_u32(b + 8, (uint32_t)(n >> 32));
+    put_u32(b + 12, (uint32_t)n);
+    return child_simple(ctx, MIME_REC_PART_SLICE, b, sizeof(b));
 }
 
 static void child_limit(int resource, rlim_t soft, rlim_t hard)
@@ -543,7 +559,8 @@ __attribute__((noreturn)) static void pool_child_main(const struct mime_limits *
     buf_init(&ps.out, MIME_CHUNK);
     if (child_sandbox() != 0)
         _exit(MIME_CHILD_EXIT_SETUP);
-    struct mime_sink sink = {&ps, child_headers, child_part_begin, child_part_data, child_part_end};
+    struct mime_sink sink = {
+        &ps, child_headers, child_part_begin, child_part_data, child_part_end, child_part_slice};
     for (;;) {
         struct mime_limits l = *lim;
         int fd = pool_child_recv(MIME_CHILD_FD_PIPE, &l);
@@ -657,8 +674,13 @@ static enum read_result rbuf_need(struct rbuf *rb, int fd, size_t n, int64_t dea
 struct replay {
     const struct mime_sink *sink;
     size_t header_size;
+    int fd;            /* the message (a slice is read from it for a sink without part_slice) */
+    uint64_t msg_size; /* its size: no slice reaches past it */
+    char *slice_buf;   /* MIME_CHUNK, for those reads; allocated on first use */
     int got_headers;
     int in_part;
+    int part_data;  /* the open part had data */
+    int part_slice; /* the open part is a slice: nothing may follow but its end */
     int done;
     int sink_err;
     uint32_t flags; /* from the FLAGS record */
@@ -755,7 +777,43 @@ static int replay_begin(struct replay *r, const unsigned char *p, size_t n)
         return -1;
     }
     r->in_part = 1;
+    r->part_data = r->part_slice = 0;
     r->sink_err = r->sink->part_begin(r->sink->ctx, (enum mime_part_kind)kind, clean, type);
+    return 0;
+}
+
+/* A slice: the part is the message bytes [off, off + len), which the child
+ * may only claim within the message, once, instead of data. A sink that
+ * does not take slices gets those bytes read from the message. */
+static int replay_slice(struct replay *r, const unsigned char *p, size_t n)
+{
+    if (!r->in_part || r->part_data || r->part_slice || n != MIME_REC_SLICE_LEN)
+        return -1;
+    uint64_t off = (uint64_t)get_u32(p) << 32 | get_u32(p + 4);
+    uint64_t len = (uint64_t)get_u32(p + 8) << 32 | get_u32(p + 12);
+    if (off > r->msg_size || len > r->msg_size - off)
+        return -1;
+    r->part_slice = 1;
+    if (r->sink->part_slice) {
+        r->sink_err = r->sink->part_slice(r->sink->ctx, off, len);
+        return 0;
+    }
+    if (r->slice_buf == NULL)
+        r->slice_buf = xmalloc(MIME_CHUNK);
+    while (len > 0 && r->sink_err == 0) {
+        size_t take = len < MIME_CHUNK ? (size_t)len : MIME_CHUNK;
+        ssize_t got = pread(r->fd, r->slice_buf, take, (off_t)off);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            msg_warn("-: mime parser: reading the message at %llu: %s", (unsigned long long)off,
+                     got < 0 ? strerror(errno) : "end of file");
+            return -1;
+        }
+        r->sink_err = r->sink->part_data(r->sink->ctx, r->slice_buf, (size_t)got);
+        off += (uint64_t)got;
+        len -= (uint64_t)got;
+    }
     return 0;
 }
 
@@ -769,10 +827,13 @@ static int replay_record(struct replay *r, unsigned type, const unsigned char *p
     case MIME_REC_PART_BEGIN:
         return !r->got_headers || r->in_part ? -1 : replay_begin(r, p, n);
     case MIME_REC_PART_DATA:
-        if (!r->in_part || n == 0)
+        if (!r->in_part || r->part_slice || n == 0)
             return -1;
+        r->part_data = 1;
         r->sink_err = r->sink->part_data(r->sink->ctx, p, n);
         return 0;
+    case MIME_REC_PART_SLICE:
+        return replay_slice(r, p, n);
     case MIME_REC_PART_END:
         if (!r->in_part || n != 0)
             return -1;
@@ -805,6 +866,8 @@ static size_t rec_max(unsigned type)
         return MIME_REC_DATA_MAX;
     case MIME_REC_FLAGS:
         return MIME_REC_FLAGS_LEN;
+    case MIME_REC_PART_SLICE:
+        return MIME_REC_SLICE_LEN;
     default:
         return 0;
     }
@@ -1199,6 +1262,7 @@ static void pool_cpu_budget(struct pool_child *c, const struct mime_limits *lim)
 struct mime_parse {
     struct pool_child *c; /* NULL: none could be started */
     struct mime_limits lim;
+    int fd; /* the message */
 };
 
 /*
@@ -1222,6 +1286,7 @@ struct mime_parse *mime_parse_start(int fd, const struct mime_limits *lim)
 {
     struct mime_parse *mp = xcalloc(1, sizeof(*mp));
     mp->lim = *lim;
+    mp->fd = fd;
     /* An idle child may have died since it was put back; the request then
      * fails before it parsed anything, and a new child gets the message. */
     struct pool_child *c = pool_get(lim);
@@ -1265,6 +1330,10 @@ uint32_t mime_parse_finish(struct mime_parse *mp, const struct mime_sink *sink, 
     struct pool_child *c = mp->c;
     struct replay r = {0};
     r.sink = sink;
+    r.fd = mp->fd;
+    struct stat st;
+    if (fstat(mp->fd, &st) == 0 && st.st_size > 0)
+        r.msg_size = (uint64_t)st.st_size;
     r.header_size =
         lim->header_size < MIME_HEADER_SIZE_MAX ? (size_t)lim->header_size : MIME_HEADER_SIZE_MAX;
     replay_reserve_names(&r);
@@ -1332,6 +1401,7 @@ fail:
 out:
     replay_finish(&r);
     mime_nameset_free(&r.names);
+    free(r.slice_buf);
     free(mp);
     if (sink_err)
         *sink_err = r.sink_err;

@@ -84,6 +84,8 @@ struct parse_ctx {
     char *chunk; /* MIME_CHUNK read buffer */
     char *stage; /* MIME_CHUNK output staging */
     size_t nstage;
+    const char *map; /* the message, when GMime reads it from a mapping */
+    size_t maplen;
     struct buf scratch; /* UTF-8 check: carry + input */
     unsigned char carry[4];
     size_t ncarry;
@@ -374,6 +376,30 @@ static void filter_run(GMimeFilter *f, char **p, size_t *n, int final)
         g_mime_filter_filter(f, *p, *n, 0, p, n, &prespace);
 }
 
+/*
+ * Hands the part's content to the sink as a stretch of the message when
+ * the sink takes stretches and the streaming below would hand over the
+ * very same bytes: raw is GMime's window on our mapping of the message
+ * (not on the concatenation that hides hostile fields), there is no
+ * transfer decoding and no charset conversion, and a text body is valid
+ * UTF-8 already. Returns 1 when done that way, 0 to stream instead.
+ */
+static int leaf_slice(struct parse_ctx *c, GMimeStream *raw, int as_text)
+{
+    if (c->sink->part_slice == NULL || c->map == NULL || !GMIME_IS_STREAM_MMAP(raw) ||
+        ((GMimeStreamMmap *)raw)->map != c->map)
+        return 0;
+    gint64 start = raw->bound_start;
+    gint64 end = raw->bound_end < 0 ? (gint64)c->maplen : raw->bound_end;
+    if (start < 0 || start > end || (uint64_t)end > c->maplen)
+        return 0;
+    if (as_text && !utf8_valid(c->map + start, (size_t)(end - start)))
+        return 0; /* streamed: invalid bytes become U+FFFD */
+    if (c->sink->part_slice(c->sink->ctx, (uint64_t)start, (uint64_t)(end - start)) != 0)
+        c->halt = 1;
+    return 1;
+}
+
 /* Streams the decoded content of part to the sink (already begun). */
 static void leaf_content(struct parse_ctx *c, GMimePart *part, int as_text)
 {
@@ -400,6 +426,8 @@ static void leaf_content(struct parse_ctx *c, GMimePart *part, int as_text)
         }
         c->ncarry = 0;
     }
+    if (decoder == NULL && charset == NULL && leaf_slice(c, raw, as_text))
+        return;
 
     g_mime_stream_reset(raw);
     for (;;) {
@@ -916,6 +944,10 @@ uint32_t mime_parse_inprocess(int fd, const struct mime_limits *lim, const struc
     buf_init(&c.scratch, 0);
 
     GMimeStream *file = file_stream(fd);
+    if (file != NULL && GMIME_IS_STREAM_MMAP(file)) {
+        c.map = ((GMimeStreamMmap *)file)->map;
+        c.maplen = ((GMimeStreamMmap *)file)->maplen;
+    }
     GMimeMessage *msg = NULL;
     GMimeParser *parser = NULL;
     GMimeParserOptions *opts = g_mime_parser_options_new();

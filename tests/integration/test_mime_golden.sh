@@ -5,6 +5,9 @@
 # mime_dump options for that message. One "ok NAME" / "not ok NAME" line per
 # message. UPDATE=1 rewrites the .ref files instead: review each one by eye
 # before committing, they must be right, not merely what the code printed.
+# Each message is parsed a second time with --slices (a sink that takes
+# parts as stretches of the file, as the daemon's does): the same dump must
+# come out, and a few messages must give the slices they should.
 #
 # Then the child's limits (RULES.md 6), on messages made here: 100,000 and
 # 300,000 sibling parts (GMime builds them all: about 200 and 600 MB). The
@@ -53,6 +56,34 @@ for eml in "$DATA"/*.eml; do
         echo "ok mime_$name"
     else
         echo "not ok mime_$name - dump differs from $name.ref: $(sed -n '3,12p' "$tmp/diff" | tr '\n' ' ' | head -c 400)"
+        fail=1
+    fi
+    # The same with a sink that takes parts as stretches of the file (as
+    # the daemon's does): the very same bytes must come out.
+    if ! "$DUMP" --slices "${args[@]}" "$eml" >"$tmp/out" 2>"$tmp/err"; then
+        echo "not ok mime_slices_$name - mime_dump exited non-zero: $(head -c 300 "$tmp/err")"
+        fail=1
+    elif grep -v '^slices: ' "$tmp/out" | diff -u "$ref" - >"$tmp/diff"; then
+        echo "ok mime_slices_$name # $(grep '^slices: ' "$tmp/out")"
+        grep '^slices: ' "$tmp/out" >"$tmp/slices_$name"
+    else
+        echo "not ok mime_slices_$name - dump with slices differs from $name.ref: $(sed -n '3,12p' "$tmp/diff" | tr '\n' ' ' | head -c 400)"
+        fail=1
+    fi
+done
+
+# Which parts are slices: a plain body and the identity-encoded parts are
+# (bad-base64's text body is one); a body converted from Latin-1, base64
+# and QP parts and a body with invalid UTF-8 (made valid with U+FFFD) are
+# not.
+for want in "plain 1" "bodies 6" "latin1 0" "bad-base64 1" "bad-qp 0" "unknown-charset 0"; do
+    set -- $want
+    if [ "${UPDATE:-0}" = 1 ]; then
+        break
+    elif [ "$(cat "$tmp/slices_$1" 2>/dev/null)" = "slices: $2" ]; then
+        echo "ok mime_slices_count_$1"
+    else
+        echo "not ok mime_slices_count_$1 - got \"$(cat "$tmp/slices_$1" 2>/dev/null)\", want \"slices: $2\""
         fail=1
     fi
 done

@@ -13,7 +13,10 @@
  *
  * usage: mime_dump [--memory 256M] [--cpu 10] [--timeout 10] [--max-depth 20]
  *                  [--max-parts 1000] [--header-size 16K] [--inprocess]
- *                  [--save DIR] [--threads N] FILE
+ *                  [--save DIR] [--threads N] [--slices] FILE
+ * --slices gives the sink a part_slice (mime.h): a part handed over as a
+ * stretch of the file is read from the file and hashed like data, so the
+ * dump is the same, and "slices: N" is printed last (N such parts).
  * --inprocess parses without the child (debugging, fuzzing); --save writes
  * each part's bytes to DIR/N (N = the part number) for review; --threads N
  * runs N parses at once and checks they agree. It also checks that no
@@ -44,6 +47,9 @@ struct dump {
     const char *save_dir;
     FILE *save;
     FILE *out; /* where the dump goes */
+    int fd;    /* the message (slices are read from it) */
+    int part_data, part_sliced;
+    unsigned nslices;
 };
 
 static void contract(struct dump *d, const char *what)
@@ -77,6 +83,7 @@ static int dump_begin(void *ctx, enum mime_part_kind kind, const char *name, con
     snprintf(d->type, sizeof(d->type), "%s", type);
     snprintf(d->name, sizeof(d->name), "%s", name);
     d->size = 0;
+    d->part_data = d->part_sliced = 0;
     crypto_hash_sha256_init(&d->sha);
     if (d->save_dir) {
         char path[4096];
@@ -88,17 +95,48 @@ static int dump_begin(void *ctx, enum mime_part_kind kind, const char *name, con
     return 0;
 }
 
+static void dump_bytes(struct dump *d, const void *p, size_t n)
+{
+    d->size += n;
+    crypto_hash_sha256_update(&d->sha, p, n);
+    if (d->save && fwrite(p, 1, n, d->save) != n)
+        perror("save");
+}
+
 static int dump_data(void *ctx, const void *p, size_t n)
 {
     struct dump *d = ctx;
     if (!d->in_part)
         contract(d, "part_data outside a part");
+    if (d->part_sliced)
+        contract(d, "part_data after a slice");
     if (n > MIME_CHUNK)
         contract(d, "part_data chunk too large");
-    d->size += n;
-    crypto_hash_sha256_update(&d->sha, p, n);
-    if (d->save && fwrite(p, 1, n, d->save) != n)
-        perror("save");
+    d->part_data = 1;
+    dump_bytes(d, p, n);
+    return 0;
+}
+
+static int dump_slice(void *ctx, uint64_t off, uint64_t n)
+{
+    struct dump *d = ctx;
+    if (!d->in_part)
+        contract(d, "part_slice outside a part");
+    if (d->part_data || d->part_sliced)
+        contract(d, "part_slice after data or another slice");
+    d->part_sliced = 1;
+    d->nslices++;
+    char b[MIME_CHUNK];
+    while (n > 0) {
+        ssize_t got = pread(d->fd, b, n < sizeof(b) ? (size_t)n : sizeof(b), (off_t)off);
+        if (got <= 0) {
+            contract(d, "part_slice beyond the file");
+            return -1;
+        }
+        dump_bytes(d, b, (size_t)got);
+        off += (uint64_t)got;
+        n -= (uint64_t)got;
+    }
     return 0;
 }
 
@@ -127,6 +165,7 @@ struct run {
     int fd;
     const struct mime_limits *lim;
     int inprocess;
+    int slices;
     const char *save_dir;
     char *text;
     size_t len;
@@ -138,12 +177,14 @@ static void *run_parse(void *arg)
     struct run *r = arg;
     struct dump d = {0};
     d.save_dir = r->save_dir;
+    d.fd = r->fd;
     d.out = open_memstream(&r->text, &r->len);
     if (d.out == NULL) {
         perror("open_memstream");
         exit(1);
     }
-    struct mime_sink sink = {&d, dump_headers, dump_begin, dump_data, dump_end};
+    struct mime_sink sink = {&d,        dump_headers, dump_begin,
+                             dump_data, dump_end,     r->slices ? dump_slice : NULL};
     uint32_t flags = r->inprocess ? mime_parse_inprocess(r->fd, r->lim, &sink)
                                   : mime_parse_isolated(r->fd, r->lim, &sink, &r->sink_err);
     if (d.in_part)
@@ -153,6 +194,8 @@ static void *run_parse(void *arg)
     char names[256];
     mime_flags_format(flags, names, sizeof(names));
     fprintf(d.out, "flags: %s\n", names[0] ? names : "none");
+    if (r->slices)
+        fprintf(d.out, "slices: %u\n", d.nslices);
     fclose(d.out);
     return NULL;
 }
@@ -161,7 +204,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: mime_dump [--memory SIZE] [--cpu SECS] [--timeout SECS] "
                     "[--max-depth N] [--max-parts N] [--header-size SIZE] [--inprocess] "
-                    "[--save DIR] [--threads N] FILE\n");
+                    "[--save DIR] [--threads N] [--slices] FILE\n");
     exit(2);
 }
 
@@ -176,7 +219,7 @@ int main(int argc, char **argv)
         .max_depth = 20,
         .header_size = 16 * 1024,
     };
-    int inprocess = 0;
+    int inprocess = 0, slices = 0;
     unsigned threads = 1;
     const char *file = NULL;
     const char *save_dir = NULL;
@@ -186,6 +229,10 @@ int main(int argc, char **argv)
         uint64_t v;
         if (strcmp(a, "--inprocess") == 0) {
             inprocess = 1;
+            continue;
+        }
+        if (strcmp(a, "--slices") == 0) {
+            slices = 1;
             continue;
         }
         if (a[0] != '-') {
@@ -234,7 +281,7 @@ int main(int argc, char **argv)
     struct run runs[64];
     pthread_t tids[64];
     for (unsigned t = 0; t < threads; t++) {
-        runs[t] = (struct run){fd, &lim, inprocess, save_dir, NULL, 0, 0};
+        runs[t] = (struct run){fd, &lim, inprocess, slices, save_dir, NULL, 0, 0};
         if (threads == 1)
             run_parse(&runs[t]);
         else if (pthread_create(&tids[t], NULL, run_parse, &runs[t]) != 0) {

@@ -76,7 +76,7 @@ static uint32_t parse(struct seen *s)
                               .max_parts = 100,
                               .max_depth = 10,
                               .header_size = 64 * 1024};
-    struct mime_sink sink = {s, s_headers, s_begin, s_data, s_end};
+    struct mime_sink sink = {s, s_headers, s_begin, s_data, s_end, NULL};
     int err = 0;
     uint32_t flags = mime_parse_isolated(fd, &lim, &sink, &err);
     close(fd);

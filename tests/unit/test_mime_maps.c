@@ -90,7 +90,7 @@ static void test_no_mapping_left(void **state)
     assert_int_equal(write(fd, msg, sizeof(msg) - 1), (ssize_t)(sizeof(msg) - 1));
     struct mime_limits lim = {.max_parts = 100, .max_depth = 10, .header_size = 65536};
     int calls = 0;
-    struct mime_sink sink = {&calls, s_headers, s_begin, s_data, s_end};
+    struct mime_sink sink = {&calls, s_headers, s_begin, s_data, s_end, NULL};
     /* One parse first: GLib's and GMime's one-time setup is not a leak. */
     (void)mime_parse_inprocess(fd, &lim, &sink);
     int maps0 = count_lines("/proc/self/maps");
