@@ -10,7 +10,9 @@
  * before a real message of megabytes would overflow the child's stack.
  *
  * Checked (the sink contract of mime/mime.h): headers exactly once and
- * first; parts strictly begin, data*, end; kinds known; names non-empty,
+ * first; parts strictly begin, data* or one slice, end; a slice lies
+ * within the input, and a text or HTML body's slice is valid UTF-8 (the
+ * sink takes slices, as the daemon's does); kinds known; names non-empty,
  * valid UTF-8, at most MIME_NAME_MAX bytes, free of path and control
  * characters, unique; types "major/minor" lower case; no flag outside
  * MIME_F_*; data pieces at most MIME_CHUNK bytes.
@@ -45,8 +47,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
     } while (0)
 
 struct check {
+    const uint8_t *msg; /* the input, for slices */
+    size_t msglen;
     int headers;
     int in_part;
+    int kind, had_data, sliced; /* of the open part */
     size_t nparts;
     char *names[FUZZ_MIME_NAMES];
     size_t nnames;
@@ -112,6 +117,8 @@ static int s_part_begin(void *ctx, enum mime_part_kind kind, const char *name, c
     for (const char *p = type; *p; p++)
         CHECK(!(*p >= 'A' && *p <= 'Z') && (unsigned char)*p > 0x20, "type '%s'", type);
     c->in_part = 1;
+    c->kind = (int)kind;
+    c->had_data = c->sliced = 0;
     c->nparts++;
     return 0;
 }
@@ -120,10 +127,24 @@ static int s_part_data(void *ctx, const void *p, size_t n)
 {
     struct check *c = ctx;
     CHECK(c->in_part, "data outside a part");
+    CHECK(!c->sliced, "data after a slice");
     CHECK(n > 0 && n <= MIME_CHUNK, "data piece of %zu bytes", n);
+    c->had_data = 1;
     volatile const unsigned char *b = p;
     (void)b[0];
     (void)b[n - 1];
+    return 0;
+}
+
+static int s_part_slice(void *ctx, uint64_t off, uint64_t n)
+{
+    struct check *c = ctx;
+    CHECK(c->in_part && !c->had_data && !c->sliced, "slice out of order");
+    CHECK(off <= c->msglen && n <= c->msglen - off, "slice %llu+%llu of %zu bytes",
+          (unsigned long long)off, (unsigned long long)n, c->msglen);
+    CHECK(c->kind == MIME_PART_ATTACHMENT || utf8_valid((const char *)c->msg + off, (size_t)n),
+          "a body's slice is not UTF-8");
+    c->sliced = 1;
     return 0;
 }
 
@@ -166,7 +187,8 @@ static void *parse_thread(void *arg)
             pthread_cond_wait(&cv, &mu);
         struct job *j = pending;
         pthread_mutex_unlock(&mu);
-        struct mime_sink sink = {&j->c, s_headers, s_part_begin, s_part_data, s_part_end, NULL};
+        struct mime_sink sink = {&j->c,       s_headers,  s_part_begin,
+                                 s_part_data, s_part_end, s_part_slice};
         j->flags = mime_parse_inprocess(j->fd, &limits, &sink);
         pthread_mutex_lock(&mu);
         pending = NULL;
@@ -215,6 +237,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static struct job j;
     memset(&j, 0, sizeof(j));
     j.fd = memfd;
+    j.c.msg = data;
+    j.c.msglen = size;
     run_on_small_stack(&j);
     CHECK(j.c.headers == 1, "headers never delivered");
     CHECK(!j.c.in_part, "a part was never ended");
