@@ -268,11 +268,6 @@ static void mime_sink_stream_init(MimeSinkStream *s)
     s->ctx = NULL;
 }
 
-void mime_parse_types_init(void)
-{
-    g_type_class_unref(g_type_class_ref(mime_sink_stream_get_type()));
-}
-
 /* ---------- checks of the transfer encoding ---------- */
 
 struct enc_check {
@@ -288,62 +283,120 @@ static int is_hex(unsigned char ch)
     return (ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f');
 }
 
-static void enc_check_push(struct enc_check *e, const unsigned char *p, size_t n)
+/* Byte classes of base64 text (RFC 2045 6.8), filled once by
+ * mime_parse_types_init: anything else is an error. */
+enum { B64_OTHER = 0, B64_ALPHABET, B64_SPACE, B64_PAD };
+static unsigned char b64_class[256];
+
+static void b64_class_init(void)
 {
-    if (e->enc != GMIME_CONTENT_ENCODING_BASE64 && e->enc != GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE)
-        return; /* nothing to check (the loop below would only count bytes) */
-    for (size_t i = 0; i < n && !e->bad; i++) {
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (const char *a = alphabet; *a; a++)
+        b64_class[(unsigned char)*a] = B64_ALPHABET;
+    b64_class[' '] = b64_class['\t'] = b64_class['\r'] = b64_class['\n'] = B64_SPACE;
+    b64_class['='] = B64_PAD;
+}
+
+/* Base64: only the alphabet, blanks and line ends, '=' only at the end,
+ * whole quanta (checked at the end). Runs of the alphabet are skipped in
+ * a tight loop: this check reads every byte of every attachment. */
+static void b64_check_push(struct enc_check *e, const unsigned char *p, size_t n)
+{
+    unsigned long count = e->count;
+    int padded = e->padded, bad = e->bad;
+    for (size_t i = 0; i < n && !bad;) {
+        size_t run = i;
+        while (i < n && b64_class[p[i]] == B64_ALPHABET)
+            i++;
+        if (i > run) {
+            count += i - run;
+            bad = padded; /* data after the padding */
+            continue;
+        }
+        switch (b64_class[p[i]]) {
+        case B64_SPACE:
+            break;
+        case B64_PAD:
+            padded = 1;
+            count++;
+            break;
+        default:
+            bad = 1;
+            break;
+        }
+        i++;
+    }
+    e->count = count & 3;
+    e->padded = padded;
+    e->bad = bad;
+}
+
+/* Quoted-printable: every '=' starts a hex pair or a soft line break
+ * (blanks allowed before its line end). Text between is skipped with
+ * memchr. States: 0 text, 1 after '=', 2 after '=X', 3 soft break blanks,
+ * 4 after CR. */
+static void qp_check_push(struct enc_check *e, const unsigned char *p, size_t n)
+{
+    int state = e->state, bad = e->bad;
+    for (size_t i = 0; i < n && !bad; i++) {
         unsigned char ch = p[i];
-        if (e->enc == GMIME_CONTENT_ENCODING_BASE64) {
-            if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n')
-                continue;
-            if (ch == '=') {
-                e->padded = 1;
-            } else if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-                       (ch >= '0' && ch <= '9') || ch == '+' || ch == '/') {
-                if (e->padded)
-                    e->bad = 1; /* data after the padding */
-            } else {
-                e->bad = 1;
-            }
-            e->count = (e->count + 1) & 3;
-        } else if (e->enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE) {
-            /* 0 text, 1 after '=', 2 after '=X', 3 soft break blanks, 4 after CR */
-            switch (e->state) {
-            case 0:
-                e->state = ch == '=' ? 1 : 0;
-                break;
-            case 1:
-                if (is_hex(ch))
-                    e->state = 2;
-                else if (ch == ' ' || ch == '\t')
-                    e->state = 3;
-                else if (ch == '\r')
-                    e->state = 4;
-                else if (ch == '\n')
-                    e->state = 0;
-                else
-                    e->bad = 1;
-                break;
-            case 2:
-                e->bad = !is_hex(ch);
-                e->state = 0;
-                break;
-            case 3:
-                if (ch == '\r')
-                    e->state = 4;
-                else if (ch == '\n')
-                    e->state = 0;
-                else if (ch != ' ' && ch != '\t')
-                    e->bad = 1;
-                break;
-            default:
-                e->bad = ch != '\n';
-                e->state = 0;
-                break;
-            }
+        switch (state) {
+        case 0: {
+            const unsigned char *eq = memchr(p + i, '=', n - i);
+            if (eq == NULL)
+                i = n;
+            else
+                i = (size_t)(eq - p), state = 1;
+            break;
+        }
+        case 1:
+            if (is_hex(ch))
+                state = 2;
+            else if (ch == ' ' || ch == '\t')
+                state = 3;
+            else if (ch == '\r')
+                state = 4;
+            else if (ch == '\n')
+                state = 0;
+            else
+                bad = 1;
+            break;
+        case 2:
+            bad = !is_hex(ch);
+            state = 0;
+            break;
+        case 3:
+            if (ch == '\r')
+                state = 4;
+            else if (ch == '\n')
+                state = 0;
+            else if (ch != ' ' && ch != '\t')
+                bad = 1;
+            break;
+        default:
+            bad = ch != '\n';
+            state = 0;
+            break;
         }
     }
+    e->state = state;
+    e->bad = bad;
+}
+
+static void enc_check_push(struct enc_check *e, const unsigned char *p, size_t n)
+{
+    if (e->enc == GMIME_CONTENT_ENCODING_BASE64)
+        b64_check_push(e, p, n);
+    else if (e->enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE)
+        qp_check_push(e, p, n);
+    /* nothing to check in the other encodings */
+}
+
+void mime_parse_types_init(void)
+{
+    b64_class_init();
+    g_type_class_unref(g_type_class_ref(mime_sink_stream_get_type()));
 }
 
 static int enc_check_end(const struct enc_check *e)
