@@ -8,9 +8,11 @@
  * Data flow: fd (a memfd with the whole message) -> GMime parser over an
  * mmap stream (parts are substreams, nothing is copied) -> our own walk of
  * the tree with depth and part-count limits -> per leaf: raw bytes ->
- * encoding check -> base64/QP/uuencode decoder -> (text bodies only)
- * charset filter to UTF-8 -> UTF-8 check -> sink in chunks of at most
- * MIME_CHUNK bytes. No part is ever held whole in memory by us.
+ * encoding check -> base64 (GLib) / QP / uuencode (GMime filters) decoder
+ * -> (text bodies only) charset filter to UTF-8 -> UTF-8 check -> sink in
+ * chunks of at most MIME_CHUNK bytes; or, when none of these would change
+ * a byte, the part's place in the message (a slice, mime.h). No part is
+ * ever held whole in memory by us.
  *
  * Which part is what (the choice is ours; RFC 2046 leaves it to the reader):
  *  - the first text/plain leaf that has no file name and no
