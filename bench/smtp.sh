@@ -27,7 +27,10 @@
 # BENCH_IDLE_CONNS (5000), BENCH_DIR (/var/tmp), BENCH_SP_PORT (2527),
 # BENCH_PF_PORT (2526), BENCH_KEEP=1 keeps the temp dir, BENCH_ONLY=
 # "sealpost" or "postfix" runs one peer, BENCH_SKIP_IDLE=1, BENCH_SP_BIN=
-# another sealpost binary (before/after comparisons).
+# another sealpost binary (before/after comparisons), BENCH_FILE= a message
+# file every run sends instead of smtp-source's generated plain text
+# (smtp-source -F; set BENCH_SIZES to its size for the table's label, e.g.
+# a base64 attachment made by bench/attach_msg.py).
 #
 # Paired rounds of two sealpost binaries (small changes drown in the run to
 # run spread of a whole table on a shared host):
@@ -248,7 +251,7 @@ run_one() { # peer size conc msgs -> msgs/s on stdout
     fi
     sync
     t0=$(date +%s.%N)
-    smtp-source -s "$conc" -m "$msgs" -l "$size" -M client.bench.test \
+    smtp-source -s "$conc" -m "$msgs" $(if [ -n "${BENCH_FILE:-}" ]; then echo -F "$BENCH_FILE"; else echo -l "$size"; fi) -M client.bench.test \
         -f sender@client.bench.test -t "$to" "127.0.0.1:$port" >&2 ||
         die "smtp-source against $peer failed (size=$size conc=$conc)"
     t1=$(date +%s.%N)
