@@ -179,18 +179,12 @@ static int s_slice(void *ctx, uint64_t off, uint64_t len)
     return 0;
 }
 
-static int message_fd(const char *m)
+/* Parses the len bytes of m in a child; with_slice: the sink takes slices. */
+static uint32_t parse(const char *m, size_t len, int with_slice, struct seen *s)
 {
     int fd = memfd_create("msg", MFD_CLOEXEC);
     assert_true(fd >= 0);
-    assert_int_equal(write(fd, m, strlen(m)), (ssize_t)strlen(m));
-    return fd;
-}
-
-/* Parses m in a child; with_slice: the sink takes slices. */
-static uint32_t parse(const char *m, int with_slice, struct seen *s)
-{
-    int fd = message_fd(m);
+    assert_int_equal(write(fd, m, len), (ssize_t)len);
     struct mime_sink sink = {s, s_headers, s_begin, s_data, s_end, with_slice ? s_slice : NULL};
     int err = 0;
     uint32_t flags = mime_parse_isolated(fd, &lim, &sink, &err);
@@ -212,7 +206,7 @@ static void test_real_plain_body(void **state)
 {
     (void)state;
     struct seen s = {0};
-    uint32_t flags = parse(plain, 1, &s);
+    uint32_t flags = parse(plain, sizeof(plain) - 1, 1, &s);
     assert_false(flags & MIME_F_PARSER_FAILED);
     assert_int_equal(s.parts, 1);
     assert_int_equal(s.ended, 1);
@@ -224,7 +218,7 @@ static void test_real_plain_body(void **state)
 
     /* Without part_slice: the same bytes, as data. */
     struct seen d = {0};
-    assert_false(parse(plain, 0, &d) & MIME_F_PARSER_FAILED);
+    assert_false(parse(plain, sizeof(plain) - 1, 0, &d) & MIME_F_PARSER_FAILED);
     assert_int_equal(d.slices, 0);
     assert_int_equal(d.ndata, strlen(body));
     assert_memory_equal(d.data, body, strlen(body));
@@ -259,15 +253,7 @@ static void test_real_mixed(void **state)
 {
     (void)state;
     struct seen s = {0};
-    /* sizeof - 1: the message holds a NUL */
-    int fd = memfd_create("msg", MFD_CLOEXEC);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, mixed, sizeof(mixed) - 1), (ssize_t)(sizeof(mixed) - 1));
-    struct mime_sink sink = {&s, s_headers, s_begin, s_data, s_end, s_slice};
-    int err = 0;
-    uint32_t flags = mime_parse_isolated(fd, &lim, &sink, &err);
-    close(fd);
-    mime_pool_close();
+    uint32_t flags = parse(mixed, sizeof(mixed) - 1, 1, &s); /* it holds a NUL */
     assert_false(flags & MIME_F_PARSER_FAILED);
     assert_int_equal(s.parts, 3);
     assert_int_equal(s.slices, 1);
@@ -296,7 +282,7 @@ static uint32_t fake_parse(const struct recs *r, int with_slice, struct seen *s)
         snprintf(hex + 2 * i, 3, "%02x", r->b[i]);
     assert_int_equal(setenv(FAKE_ENV, hex, 1), 0);
     free(hex);
-    uint32_t flags = parse(msg20, with_slice, s);
+    uint32_t flags = parse(msg20, sizeof(msg20) - 1, with_slice, s);
     unsetenv(FAKE_ENV);
     return flags;
 }
