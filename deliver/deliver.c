@@ -715,9 +715,12 @@ static enum sp_status copy_message(struct deliver_pending *dl, int fd, uint64_t 
     }
     enum sp_status s = SP_OK;
     char *b = xmalloc(DELIVER_COPY_CHUNK);
+    size_t used = 0; /* bytes of b that held message text, to wipe */
     off_t off = 0;
     for (;;) {
         ssize_t n = pread(fd, b, DELIVER_COPY_CHUNK, off);
+        if (n > 0 && (size_t)n > used)
+            used = (size_t)n;
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
@@ -734,7 +737,7 @@ static enum sp_status copy_message(struct deliver_pending *dl, int fd, uint64_t 
         off += n;
         *size += (uint64_t)n;
     }
-    sodium_memzero(b, DELIVER_COPY_CHUNK);
+    sodium_memzero(b, used);
     free(b);
     return s;
 }

@@ -296,6 +296,12 @@ static void io_readable(struct smtpd_session *s)
         smtpd_session_input(s, srv->scratch, (size_t)r);
         if (s->closing || s->fd < 0)
             break;
+        /* A short read drained the socket: the next recv would only say
+         * EAGAIN (one wasted call per command), and the level-triggered
+         * epoll reports whatever arrives later. TLS may hold decrypted
+         * bytes of its own, so it reads on until it says so. */
+        if (!s->ssl && (size_t)r < SMTPD_READ_CHUNK)
+            break;
     }
     smtpd_io_flush(s);
 }
