@@ -5,8 +5,9 @@
  * (mime_child.c) and the entry point for fuzzing; the daemon never calls it
  * directly (RULES.md 6).
  *
- * Data flow: fd (a memfd with the whole message) -> GMime parser over an
- * mmap stream (parts are substreams, nothing is copied) -> our own walk of
+ * Data flow: fd (a memfd with the whole message) -> GMime parser over a
+ * copy of a small message or a mapping of a large one (parts are
+ * substreams of it, nothing more is copied) -> our own walk of
  * the tree with depth and part-count limits -> per leaf: raw bytes ->
  * encoding check -> base64 (GLib) / QP / uuencode (GMime filters) decoder
  * -> (text bodies only) charset filter to UTF-8 -> UTF-8 check -> sink in
@@ -57,6 +58,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <fcntl.h>
+#include <errno.h>
 #include <unistd.h>
 
 #include "lib/buf.h"
@@ -74,6 +76,10 @@
  * holds its recursion to a few dozen KiB whatever the tokenising. Real
  * headers stay far below it (display names like "Re: x", IPv6 literals). */
 #define MIME_PRESCAN_COLONS_MAX 128
+/* A message up to this size is parsed from a copy in memory (one pread),
+ * a larger one from a mapping (mmap and munmap cost a small message's
+ * parse more than the copy; a large one is not copied). */
+#define MIME_READ_MAX (256u * 1024u)
 
 struct parse_ctx {
     const struct mime_limits *lim;
@@ -83,11 +89,11 @@ struct parse_ctx {
     int halt;        /* sink failed or part limit reached: walk no further */
     unsigned nparts; /* objects visited, containers included */
     struct mime_nameset names;
-    char *chunk;   /* MIME_CHUNK read buffer */
+    char *chunk;   /* MIME_CHUNK read buffer (bufs_need) */
     char *decoded; /* MIME_CHUNK: base64 decoded from chunk */
     char *stage;   /* MIME_CHUNK output staging */
     size_t nstage;
-    const char *map; /* the message, when GMime reads it from a mapping */
+    const char *map; /* the message, when GMime reads it from a copy or mapping */
     size_t maplen;
     struct buf scratch; /* UTF-8 check: carry + input */
     unsigned char carry[4];
@@ -112,8 +118,20 @@ static void stage_flush(struct parse_ctx *c)
     c->nstage = 0;
 }
 
+/* The streaming buffers, made on first use: a message whose parts are
+ * all slices (or headers only) never needs them. */
+static void bufs_need(struct parse_ctx *c)
+{
+    if (c->chunk != NULL)
+        return;
+    c->chunk = xmalloc(MIME_CHUNK);
+    c->decoded = xmalloc(MIME_CHUNK);
+    c->stage = xmalloc(MIME_CHUNK);
+}
+
 static void emit_bytes(struct parse_ctx *c, const char *p, size_t n)
 {
+    bufs_need(c);
     while (n > 0 && !c->halt) {
         size_t take = MIME_CHUNK - c->nstage;
         if (take > n)
@@ -432,18 +450,28 @@ static void filter_run(GMimeFilter *f, char **p, size_t *n, int final)
         g_mime_filter_filter(f, *p, *n, 0, p, n, &prespace);
 }
 
+/* The message bytes a memory or map stream (or a window on one) reads
+ * from, or NULL for any other stream. */
+static const char *stream_base(GMimeStream *s)
+{
+    if (GMIME_IS_STREAM_MMAP(s))
+        return ((GMimeStreamMmap *)s)->map;
+    if (GMIME_IS_STREAM_MEM(s) && ((GMimeStreamMem *)s)->buffer != NULL)
+        return (const char *)((GMimeStreamMem *)s)->buffer->data;
+    return NULL;
+}
+
 /*
  * Hands the part's content to the sink as a stretch of the message when
  * the sink takes stretches and the streaming below would hand over the
- * very same bytes: raw is GMime's window on our mapping of the message
+ * very same bytes: raw is GMime's window on our copy or mapping of the message
  * (not on the concatenation that hides hostile fields), there is no
  * transfer decoding and no charset conversion, and a text body is valid
  * UTF-8 already. Returns 1 when done that way, 0 to stream instead.
  */
 static int leaf_slice(struct parse_ctx *c, GMimeStream *raw, int as_text)
 {
-    if (c->sink->part_slice == NULL || c->map == NULL || !GMIME_IS_STREAM_MMAP(raw) ||
-        ((GMimeStreamMmap *)raw)->map != c->map)
+    if (c->sink->part_slice == NULL || c->map == NULL || stream_base(raw) != c->map)
         return 0;
     gint64 start = raw->bound_start;
     gint64 end = raw->bound_end < 0 ? (gint64)c->maplen : raw->bound_end;
@@ -511,6 +539,7 @@ static void leaf_content(struct parse_ctx *c, GMimePart *part, int as_text)
     if (!b64 && decoder == NULL && charset == NULL && leaf_slice(c, raw, as_text))
         return;
 
+    bufs_need(c);
     g_mime_stream_reset(raw);
     for (;;) {
         ssize_t got = g_mime_stream_read(raw, c->chunk, MIME_CHUNK);
@@ -945,9 +974,9 @@ static size_t mime_prescan(const char *map, size_t size, size_t header_size, str
 static GMimeStream *message_stream(struct parse_ctx *c, GMimeStream *file)
 {
     gint64 len = g_mime_stream_length(file);
-    if (len <= 0 || !GMIME_IS_STREAM_MMAP(file))
+    const char *map = c->map;
+    if (len <= 0 || map == NULL || stream_base(file) != map || (uint64_t)len > c->maplen)
         return g_object_ref(file);
-    const char *map = ((GMimeStreamMmap *)file)->map;
     struct range *hide = xmalloc(MIME_PRESCAN_HIDE_MAX * sizeof(*hide));
     size_t nhide = mime_prescan(map, (size_t)len, c->header_size, hide, MIME_PRESCAN_HIDE_MAX);
     if (nhide == 0) {
@@ -995,11 +1024,38 @@ static void parser_warning(gint64 offset, GMimeParserWarning code, const gchar *
     }
 }
 
-static GMimeStream *file_stream(int fd)
+/*
+ * The stream GMime parses the message from. A message up to MIME_READ_MAX
+ * bytes is read into memory (*copy, ours to wipe and free after the
+ * stream): for a small message an mmap and munmap cost more than the
+ * copy. A larger one is mapped.
+ */
+static GMimeStream *file_stream(int fd, GByteArray **copy)
 {
     struct stat st;
+    *copy = NULL;
     if (fstat(fd, &st) != 0 || st.st_size == 0)
         return NULL;
+    if (st.st_size <= MIME_READ_MAX) {
+        GByteArray *a = g_byte_array_sized_new((guint)st.st_size);
+        g_byte_array_set_size(a, (guint)st.st_size);
+        size_t got = 0;
+        while (got < a->len) {
+            ssize_t r = pread(fd, a->data + got, a->len - got, (off_t)got);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+        }
+        if (got == a->len) {
+            GMimeStream *s = g_mime_stream_mem_new_with_byte_array(a);
+            g_mime_stream_mem_set_owner((GMimeStreamMem *)s, FALSE);
+            *copy = a;
+            return s;
+        }
+        g_byte_array_free(a, TRUE); /* nothing read yet worth wiping: mapped instead */
+    }
     /* Explicit bounds: GMime would otherwise start at the descriptor's
      * current offset, which the caller leaves wherever it likes (and which
      * a forked child shares with its parent, so we never lseek).
@@ -1026,13 +1082,14 @@ uint32_t mime_parse_inprocess(int fd, const struct mime_limits *lim, const struc
     c.sink = sink;
     c.header_size =
         lim->header_size < MIME_HEADER_SIZE_MAX ? (size_t)lim->header_size : MIME_HEADER_SIZE_MAX;
-    c.chunk = xmalloc(MIME_CHUNK);
-    c.decoded = xmalloc(MIME_CHUNK);
-    c.stage = xmalloc(MIME_CHUNK);
     buf_init(&c.scratch, 0);
 
-    GMimeStream *file = file_stream(fd);
-    if (file != NULL && GMIME_IS_STREAM_MMAP(file)) {
+    GByteArray *copy;
+    GMimeStream *file = file_stream(fd, &copy);
+    if (copy != NULL) {
+        c.map = (const char *)copy->data;
+        c.maplen = copy->len;
+    } else if (file != NULL && GMIME_IS_STREAM_MMAP(file)) {
         c.map = ((GMimeStreamMmap *)file)->map;
         c.maplen = ((GMimeStreamMmap *)file)->maplen;
     }
@@ -1078,6 +1135,10 @@ uint32_t mime_parse_inprocess(int fd, const struct mime_limits *lim, const struc
         g_object_unref(parser);
     if (file)
         g_object_unref(file);
+    if (copy != NULL) { /* a pooled child parses other people's mail next */
+        explicit_bzero(copy->data, copy->len);
+        g_byte_array_free(copy, TRUE);
+    }
     g_mime_parser_options_free(opts);
     mime_nameset_free(&c.names);
     buf_free(&c.scratch);
