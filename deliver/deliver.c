@@ -61,6 +61,8 @@
 #define ADDR_PATH_MAX 256
 /* Read size when copying the message into the containers. */
 #define DELIVER_COPY_CHUNK (64 * 1024)
+/* Buffer of each container's stream. */
+#define DELIVER_FILE_BUFFER (64 * 1024)
 /* Messages from this size on are sealed from a mapping instead of reads. */
 #define DELIVER_MAP_MIN (256 * 1024)
 /* Bytes of a container written since its last write-back start from which
@@ -371,6 +373,7 @@ struct item_out {
     char *path; /* blobs/XX/blob: ours, unlinked unless committed */
     bool spare; /* a spare container: its directory entry is durable */
     FILE *f;    /* open until the commit has synced it */
+    char *fbuf; /* f's buffer (DELIVER_FILE_BUFFER) */
     struct vault_writer *w;
     bool keep;        /* committed: the file stays */
     uint64_t wb_mark; /* container offset at the last write-back start */
@@ -544,6 +547,7 @@ void deliver_pending_free(struct deliver_pending *dl)
             (void)vault_writer_free(it->w);
         if (it->f)
             fclose(it->f);
+        free(it->fbuf);
         if (it->path && !it->keep)
             unlink(it->path); /* never committed: not referenced */
         item_key_free(it->key);
@@ -738,6 +742,10 @@ static enum sp_status item_open(struct deliver_pending *dl, struct item_out *it)
         close(fd);
         return status_from_errno(e);
     }
+    /* A small message's container leaves in one write, not 4 KiB at a
+     * time (stdio's default: the file system's block size). */
+    it->fbuf = xmalloc(DELIVER_FILE_BUFFER);
+    setvbuf(it->f, it->fbuf, _IOFBF, DELIVER_FILE_BUFFER);
     it->w = vault_writer_new(it->f, it->id, it->key);
     if (it->w == NULL)
         return status_from_errno(errno);
@@ -965,9 +973,10 @@ static enum sp_status item_sync(const char *qid, struct item_out *it)
     it->file_size = (uint64_t)st.st_size;
     FILE *f = it->f;
     it->f = NULL;
-    if (fclose(f) != 0)
-        return status_from_errno(errno);
-    return SP_OK;
+    int r = fclose(f);
+    free(it->fbuf);
+    it->fbuf = NULL;
+    return r != 0 ? status_from_errno(errno) : SP_OK;
 }
 
 /* Whether any item of p that is no spare lives in directory index di. */
