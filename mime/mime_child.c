@@ -930,6 +930,9 @@ struct pool_child {
     int sock;
     unsigned uses;
     uint64_t memory, cpu_seconds; /* the limits it was started with */
+    int away;                     /* the CPU it was last kept off, or -1 */
+    bool have_clock;              /* clock: its CPU clock */
+    clockid_t clock;
 };
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -1020,6 +1023,8 @@ static struct pool_child *pool_start_child(const struct mime_limits *lim)
     c->sock = sv[0];
     c->memory = lim->memory;
     c->cpu_seconds = lim->cpu_seconds;
+    c->away = -1;
+    c->have_clock = clock_getcpuclockid(pid, &c->clock) == 0;
     return c;
 }
 
@@ -1246,10 +1251,9 @@ static int pool_send(struct pool_child *c, int fd, const struct mime_limits *lim
  * If its clock cannot be read, the child parses this message only. */
 static void pool_cpu_budget(struct pool_child *c, const struct mime_limits *lim)
 {
-    clockid_t clk;
     struct timespec ts;
     rlim_t cpu = lim->cpu_seconds > 0 ? (rlim_t)lim->cpu_seconds : 1;
-    if (clock_getcpuclockid(c->pid, &clk) == 0 && clock_gettime(clk, &ts) == 0) {
+    if (c->have_clock && clock_gettime(c->clock, &ts) == 0) {
         struct rlimit rl = {(rlim_t)ts.tv_sec + 1 + cpu, RLIM_INFINITY};
         if (prlimit(c->pid, RLIMIT_CPU, &rl, NULL) == 0)
             return;
@@ -1269,17 +1273,19 @@ struct mime_parse {
  * Keeps the child off the CPU the caller runs on, where there is another:
  * a socket wake-up puts the woken task on the waker's CPU, so the child
  * would take turns with the caller there instead of parsing while the
- * caller seals. Only a hint (set again before each message).
+ * caller seals. Only a hint, set again before a message when the caller
+ * runs on another CPU than for the child's last one.
  */
-static void pool_child_elsewhere(const struct pool_child *c)
+static void pool_child_elsewhere(struct pool_child *c)
 {
     cpu_set_t set;
     int cpu = sched_getcpu();
-    if (cpu < 0 || sched_getaffinity(0, sizeof(set), &set) != 0 || !CPU_ISSET(cpu, &set) ||
-        CPU_COUNT(&set) < 2)
+    if (cpu < 0 || cpu == c->away || sched_getaffinity(0, sizeof(set), &set) != 0 ||
+        !CPU_ISSET(cpu, &set) || CPU_COUNT(&set) < 2)
         return;
     CPU_CLR(cpu, &set);
-    (void)sched_setaffinity(c->pid, sizeof(set), &set);
+    if (sched_setaffinity(c->pid, sizeof(set), &set) == 0)
+        c->away = cpu;
 }
 
 struct mime_parse *mime_parse_start(int fd, const struct mime_limits *lim)
