@@ -34,6 +34,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "lib/buf.h"
 #include "smtpd/smtpd_auth.h"
 
 #define ZONE_FILE "tests/data/auth/spf.zone"
@@ -589,6 +590,15 @@ static void test_dkim_malformed(void **state)
         {"From: a@example.org\r\n", "none"},
         {"From: a@example.org\r\nbroken line\r\n\r\nbody\r\n", "none"},
         {"DKIM-Signature: garbage\r\nFrom: a@example.org\r\n\r\nbody\r\n", "neutral"},
+        /* the field name in any case, LF line ends, after other fields: never
+         * taken for an unsigned message without asking libopendkim */
+        {"dkim-signature: garbage\r\nFrom: a@example.org\r\n\r\nbody\r\n", "neutral"},
+        {"From: a@example.org\r\ndKiM-SiGnAtUrE: garbage\r\n\r\nbody\r\n", "neutral"},
+        {"DKIM-Signature: garbage\nFrom: a@example.org\n\nbody\n", "neutral"},
+        {"From: a@example.org\r\nDKIM-Signature: garbage\r\n", "neutral"},
+        /* in the body only: unsigned */
+        {"From: a@example.org\r\n\r\nDKIM-Signature: garbage\r\n", "none"},
+        {"\r\nDKIM-Signature: garbage\r\n", "none"},
         {"DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=" TEST_SELECTOR
          "; h=from; bh=AAAA; b=AAAA\r\nFrom: a@example.org\r\n\r\nbody\r\n",
          "fail"},
@@ -607,6 +617,40 @@ static void test_dkim_malformed(void **state)
                      res.header);
         check_header_form(res.header);
     }
+}
+
+/* A signature behind a header longer than what is read at first (64 KiB)
+ * is still verified; a signed message whose field name is in lower case
+ * still passes. */
+static void test_dkim_long_header(void **state)
+{
+    struct smtpd_auth_request rq;
+    struct smtpd_auth_result res;
+    struct buf b = BUF_INIT;
+    char *signed_msg = dkim_sign_msg(plain_msg, TEST_SELECTOR, TEST_DOMAIN);
+    char *name = strstr(signed_msg, "DKIM-Signature");
+
+    (void)state;
+    for (int i = 0; i < 80; i++) {
+        assert_int_equal(buf_puts(&b, "X-Pad: "), 0);
+        for (int k = 0; k < 900; k++)
+            assert_int_equal(buf_putc(&b, 'p'), 0);
+        assert_int_equal(buf_puts(&b, "\r\n"), 0);
+    }
+    assert_int_equal(buf_puts(&b, signed_msg), 0);
+    request_init(&rq);
+    rq.spf = false;
+    run_check(&rq, buf_cstr(&b), &res);
+    check_str("long header", res.dkim, "pass");
+
+    assert_non_null(name);
+    memcpy(name, "dkim-signature", strlen("dkim-signature"));
+    request_init(&rq);
+    rq.spf = false;
+    run_check(&rq, signed_msg, &res);
+    check_str("lower case", res.dkim, "pass");
+    buf_free(&b);
+    free(signed_msg);
 }
 
 /* Several signatures: one clause each, the best one in the summary, and
@@ -946,13 +990,21 @@ static void test_bad_fd(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dkim_pass),          cmocka_unit_test(test_dkim_table),
-        cmocka_unit_test(test_dkim_unsigned),      cmocka_unit_test(test_dkim_malformed),
-        cmocka_unit_test(test_dkim_multiple),      cmocka_unit_test(test_spf_table),
-        cmocka_unit_test(test_dns_answers),        cmocka_unit_test(test_dns_tcp_fallback),
-        cmocka_unit_test(test_dns_refused),        cmocka_unit_test(test_dns_silent_bounded),
-        cmocka_unit_test(test_header_injection),   cmocka_unit_test(test_header_disabled),
-        cmocka_unit_test(test_header_long_values), cmocka_unit_test(test_bad_fd),
+        cmocka_unit_test(test_dkim_pass),
+        cmocka_unit_test(test_dkim_table),
+        cmocka_unit_test(test_dkim_unsigned),
+        cmocka_unit_test(test_dkim_malformed),
+        cmocka_unit_test(test_dkim_multiple),
+        cmocka_unit_test(test_dkim_long_header),
+        cmocka_unit_test(test_spf_table),
+        cmocka_unit_test(test_dns_answers),
+        cmocka_unit_test(test_dns_tcp_fallback),
+        cmocka_unit_test(test_dns_refused),
+        cmocka_unit_test(test_dns_silent_bounded),
+        cmocka_unit_test(test_header_injection),
+        cmocka_unit_test(test_header_disabled),
+        cmocka_unit_test(test_header_long_values),
+        cmocka_unit_test(test_bad_fd),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
