@@ -23,6 +23,16 @@ void log_open(const char *ident, int to_stderr, int to_syslog);
 void log_set_level(enum log_level min);
 
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * An event loop's lines: after log_defer(1), the calling thread's info and
+ * warning lines to stderr are kept (at most LOG_DEFER_MAX bytes) until its
+ * next log_flush, so that a reply leaves before the line that tells of it
+ * and one write carries several lines. Errors are written at once, after
+ * whatever was kept. log_defer(0) flushes and stops.
+ */
+#define LOG_DEFER_MAX (16 * 1024)
+void log_defer(int on);
+void log_flush(void);
 #define msg_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
 #define msg_info(...) log_msg(LOG_LVL_INFO, __VA_ARGS__)
 #define msg_warn(...) log_msg(LOG_LVL_WARN, __VA_ARGS__)

@@ -552,7 +552,11 @@ static void *io_main(void *arg)
     pthread_setname_np(pthread_self(), "smtpd-io");
     struct epoll_event evs[SMTPD_EVENTS_MAX];
     uint64_t next_tick = smtpd_now_ms() + SMTPD_TICK_MS;
+    /* A round's log lines are written after its replies, in one write,
+     * before the thread waits again (lib/log.h). */
+    log_defer(1);
     for (;;) {
+        log_flush();
         if (srv->draining && srv->nsessions == 0)
             break;
         uint64_t now = smtpd_now_ms();
@@ -589,6 +593,7 @@ static void *io_main(void *arg)
         graveyard_empty(srv);
     }
     graveyard_empty(srv);
+    log_defer(0);
     deliver_close(srv->lookup);
     srv->lookup = NULL;
     srv->lookup_cfg = NULL;

@@ -33,7 +33,7 @@
  *   FAULT_TRACE   a file the shim appends "K FUNCTION TARGET" to for every
  *                 eligible call (K its number), so a test can tell which
  *                 call the Nth is; lines the program prints to stderr with
- *                 fprintf (its log) go there too as "- stderr LINE", so the
+ *                 fprintf or write (its log) go there too as "- stderr LINE", so the
  *                 test sees which calls came before "status=delivered"
  *
  * Calls made by the shim itself (readlink, the report) are not counted.
@@ -257,9 +257,27 @@ ssize_t pread64(int fd, void *p, size_t n, off_t off)
 
 /* ---- write ---- */
 
+/* Each line of a write to stderr (the program's log) into the trace. */
+static void trace_stderr(const char *p, size_t n)
+{
+    while (n > 0) {
+        const char *nl = memchr(p, '\n', n);
+        size_t len = nl ? (size_t)(nl - p) : n;
+        size_t keep = len < sizeof(fault_target) - 1 ? len : sizeof(fault_target) - 1;
+        memcpy(fault_target, p, keep);
+        fault_target[keep] = '\0';
+        trace(0, "stderr");
+        len += nl != NULL;
+        p += len;
+        n -= len;
+    }
+}
+
 ssize_t write(int fd, const void *p, size_t n)
 {
     REAL(ssize_t, write, int, const void *, size_t);
+    if (fault_trace && fd == STDERR_FILENO && !fault_inside)
+        trace_stderr(p, n);
     if (fault_op == FOP_WRITE && fault_hit(FOP_WRITE, fd_ok(fd)))
         return -1;
     return real_write(fd, p, n);
