@@ -1054,7 +1054,8 @@ static GMimeStream *file_stream(int fd, GByteArray **copy)
             *copy = a;
             return s;
         }
-        g_byte_array_free(a, TRUE); /* nothing read yet worth wiping: mapped instead */
+        explicit_bzero(a->data, got); /* a short read: mapped instead */
+        g_byte_array_free(a, TRUE);
     }
     /* Explicit bounds: GMime would otherwise start at the descriptor's
      * current offset, which the caller leaves wherever it likes (and which

@@ -910,7 +910,14 @@ static int auth_dkim_run(const struct smtpd_auth_request *rq, int fd, struct smt
     ssize_t n;
     while ((n = pread(fd, chunk, AUTH_READ_CHUNK, 0)) < 0 && errno == EINTR)
         ;
-    if (n >= 0 && auth_dkim_unsigned(chunk, (size_t)n)) {
+    if (n < 0) {
+        msg_warn("smtpd_auth: message read: %s", strerror(errno));
+        auth_copy(out->dkim, sizeof(out->dkim), "temperror");
+        free(chunk);
+        ret = -1;
+        goto done;
+    }
+    if (auth_dkim_unsigned(chunk, (size_t)n)) {
         auth_copy(out->dkim, sizeof(out->dkim), "none");
         free(chunk);
         goto done;
