@@ -221,6 +221,18 @@ void jsonw_null(struct jsonw *w)
     put(w, "null", 4);
 }
 
+void jsonw_member_string(struct jsonw *w, const char *key, const char *s)
+{
+    jsonw_key(w, key);
+    jsonw_string(w, s);
+}
+
+void jsonw_member_int(struct jsonw *w, const char *key, int64_t v)
+{
+    jsonw_key(w, key);
+    jsonw_int(w, v);
+}
+
 char *jsonw_finish(struct jsonw *w)
 {
     char *out = NULL;

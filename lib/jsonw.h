@@ -48,6 +48,9 @@ void jsonw_key(struct jsonw *w, const char *key);
 void jsonw_string(struct jsonw *w, const char *s);
 void jsonw_int(struct jsonw *w, int64_t v);
 void jsonw_null(struct jsonw *w);
+/* A member: jsonw_key, then the value (a NULL string writes null). */
+void jsonw_member_string(struct jsonw *w, const char *key, const char *s);
+void jsonw_member_int(struct jsonw *w, const char *key, int64_t v);
 /* The text (malloc'ed, NUL-terminated), or NULL when anything went wrong
  * or a container is still open; w is reset either way. */
 char *jsonw_finish(struct jsonw *w);

@@ -206,12 +206,10 @@ static void test_known_text(void **state)
     struct jsonw w;
     jsonw_init(&w, 0);
     jsonw_object_begin(&w);
-    jsonw_key(&w, "a");
-    jsonw_int(&w, -12);
+    jsonw_member_int(&w, "a", -12);
     jsonw_key(&w, "s");
     jsonw_string(&w, "q\"\\/\x01\x7f\xc3\xa9\xf0\x9f\x98\x80\xff");
-    jsonw_key(&w, "n");
-    jsonw_string(&w, NULL);
+    jsonw_member_string(&w, "n", NULL);
     jsonw_key(&w, "l");
     jsonw_array_begin(&w);
     jsonw_array_begin(&w);
