@@ -266,8 +266,9 @@ static void job_finish(struct smtpd_session *s)
         }
     }
     s->job = NULL;
-    smtpd_session_job_done(s, j); /* takes j */
+    smtpd_session_job_done(s, j);
     smtpd_io_resume(s);
+    smtpd_job_free(j);
 }
 
 /* Runs what the server would between two reads: finished jobs, the TLS

@@ -297,12 +297,8 @@ uint64_t smtpd_data_started(const struct smtpd_data *d)
 
 int smtpd_data_take_fd(struct smtpd_data *d)
 {
-    int fd = d->fd;
+    int fd = d->fd; /* its offset is left at the end: every reader preads */
     d->fd = -1;
-    if (fd >= 0 && lseek(fd, 0, SEEK_SET) < 0) {
-        close(fd);
-        return -1;
-    }
     return fd;
 }
 

@@ -83,6 +83,7 @@ struct smtpd_session {
     bool wr_wants_in;  /* TLS write needs the socket readable */
     bool hs_wants_out; /* TLS handshake waits for writability */
     bool unwatched;    /* removed from epoll (peer gone while a job runs) */
+    bool registered;   /* added to epoll (after its first reply) */
     bool discard_rest; /* STARTTLS: drop the rest of the buffered input */
     char *helo;
     /* The transaction. */
@@ -176,7 +177,8 @@ uint64_t smtpd_now_ms(void);
 struct deliver_ctx *smtpd_lookup_ctx(struct smtpd_server *srv, struct config *cfg);
 void smtpd_io_update(struct smtpd_session *s); /* recompute the epoll mask */
 void smtpd_io_flush(struct smtpd_session *s);  /* write queued output */
-void smtpd_io_resume(struct smtpd_session *s); /* reading allowed again: read now */
+/* A job is done: the reply goes out; TLS reads what it decrypted already. */
+void smtpd_io_resume(struct smtpd_session *s);
 void smtpd_session_unwatch(struct smtpd_session *s);
 /* Closes the socket now; the memory goes after the current event batch
  * (fd becomes -1, so later events for it in the batch are ignored). */
@@ -186,6 +188,7 @@ void smtpd_session_free(struct smtpd_session *s);
 void smtpd_session_begin(struct smtpd_session *s);
 void smtpd_session_input(struct smtpd_session *s, const char *p, size_t n);
 void smtpd_session_tick(struct smtpd_session *s, uint64_t now);
+/* Takes the job's result; the caller frees j (after the reply is out). */
 void smtpd_session_job_done(struct smtpd_session *s, struct smtpd_job *j);
 void smtpd_session_tls_done(struct smtpd_session *s);
 void smtpd_session_eof(struct smtpd_session *s);
@@ -208,7 +211,8 @@ enum sp_status smtpd_data_verdict(struct smtpd_data *d);
 uint64_t smtpd_data_size(const struct smtpd_data *d);
 uint64_t smtpd_data_raw(const struct smtpd_data *d);
 uint64_t smtpd_data_started(const struct smtpd_data *d);
-/* Hands over the memfd (rewound) to the caller, -1 if already taken. */
+/* Hands over the memfd to the caller, -1 if already taken. Its offset is
+ * left at the end: readers use pread or explicit bounds. */
 int smtpd_data_take_fd(struct smtpd_data *d);
 void smtpd_data_free(struct smtpd_data *d);
 

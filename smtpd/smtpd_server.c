@@ -92,6 +92,8 @@ static int listen_open(const char *spec, int *port_out, char **err)
         }
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        /* Replies leave at once; accepted sockets inherit it (Linux). */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SMTPD_LISTEN_BACKLOG) == 0)
             break;
         e = errno;
@@ -218,12 +220,15 @@ void smtpd_io_update(struct smtpd_session *s)
         if ((smtpd_session_readable(s) || s->wr_wants_in) && !s->closing)
             ev |= EPOLLIN;
     }
-    if (ev == s->events || s->unwatched || s->fd < 0)
+    if ((ev == s->events && s->registered) || s->unwatched || s->fd < 0)
         return;
+    /* A new session is added once its first reply is out, with the mask
+     * that reply leaves it wanting. */
     struct epoll_event e = {.events = ev, .data.ptr = s};
-    if (epoll_ctl(s->srv->epfd, EPOLL_CTL_MOD, s->fd, &e) < 0)
+    if (epoll_ctl(s->srv->epfd, s->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s->fd, &e) < 0)
         msg_panic("epoll_ctl: %s", strerror(errno));
     s->events = ev;
+    s->registered = true;
 }
 
 static long io_write(struct smtpd_session *s, const char *p, size_t n)
@@ -310,7 +315,10 @@ void smtpd_io_resume(struct smtpd_session *s)
 {
     if (s->fd < 0)
         return;
-    if (smtpd_session_readable(s) && !s->unwatched)
+    /* The reply first. What the client sent meanwhile waits in the socket
+     * (the level-triggered epoll reports it once the session reads again),
+     * except what TLS decrypted already: only a read gets that. */
+    if (s->ssl && smtpd_session_readable(s) && !s->unwatched)
         io_readable(s);
     else
         smtpd_io_flush(s);
@@ -365,7 +373,7 @@ void smtpd_session_free(struct smtpd_session *s)
     msg_info("%s: disconnect, client=[%s], commands=%u, messages=%u, errors=%u, seconds=%llu%s",
              s->id, s->addr, s->ncmds, s->nmsgs, s->errors, (unsigned long long)secs,
              s->quit ? ", quit=yes" : "");
-    if (!s->unwatched)
+    if (s->registered && !s->unwatched)
         epoll_ctl(srv->epfd, EPOLL_CTL_DEL, s->fd, NULL);
     if (s->ssl) {
         SSL_free(s->ssl);
@@ -402,7 +410,8 @@ void smtpd_session_unwatch(struct smtpd_session *s)
 {
     if (s->unwatched || s->fd < 0)
         return;
-    epoll_ctl(s->srv->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+    if (s->registered)
+        epoll_ctl(s->srv->epfd, EPOLL_CTL_DEL, s->fd, NULL);
     s->unwatched = true;
 }
 
@@ -448,14 +457,14 @@ static void accept_one(struct smtpd_server *srv, int fd, const struct sockaddr_s
         srv->sessions->prev = s;
     srv->sessions = s;
     srv->nsessions++;
-    struct epoll_event e = {.events = 0, .data.ptr = s};
-    if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &e) < 0)
-        msg_panic("epoll_ctl add: %s", strerror(errno));
     msg_info("%s: connect, client=[%s]", s->id, addr);
     smtpd_session_begin(s);
     smtpd_io_flush(s);
 }
 
+/* One connection per round of events: the listener is level-triggered,
+ * so the next round reports the next one, and a lone client costs no
+ * accept that can only say EAGAIN. */
 static void accept_ready(struct smtpd_server *srv)
 {
     for (;;) {
@@ -469,22 +478,26 @@ static void accept_ready(struct smtpd_server *srv)
                 msg_warn("-: accept: %s", strerror(errno));
             return;
         }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         accept_one(srv, fd, &ss);
+        return;
     }
 }
 
+/* Finished jobs: every reply goes out before the jobs (and the copies of
+ * their messages) are freed. */
 static void jobs_ready(struct smtpd_server *srv)
 {
-    struct smtpd_job *j = smtpd_pool_collect(srv->pool);
-    while (j) {
-        struct smtpd_job *next = j->next;
+    struct smtpd_job *list = smtpd_pool_collect(srv->pool);
+    for (struct smtpd_job *j = list; j; j = j->next) {
         struct smtpd_session *s = j->sess;
         s->job = NULL;
-        smtpd_session_job_done(s, j); /* takes j */
+        smtpd_session_job_done(s, j);
         smtpd_io_resume(s);
-        j = next;
+    }
+    while (list) {
+        struct smtpd_job *next = list->next;
+        smtpd_job_free(list);
+        list = next;
     }
 }
 

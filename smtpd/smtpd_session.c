@@ -727,14 +727,12 @@ void smtpd_session_job_done(struct smtpd_session *s, struct smtpd_job *j)
                      j->status == SP_OK ? "delivered" : "not delivered", sp_status_name(j->status),
                      j->status == SP_OK ? ", queued_as=" : "",
                      j->status == SP_OK ? j->queue_id : "");
-        smtpd_job_free(j);
         return;
     }
     if (j->kind == JOB_RCPT)
         rcpt_done(s, j);
     else
         deliver_done(s, j);
-    smtpd_job_free(j);
     command_after(s);
     input_continue(s);
 }
