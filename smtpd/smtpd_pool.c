@@ -22,6 +22,9 @@
  * message whose transaction committed, and 4xx for every message of a
  * batch that failed. While one batch commits the next one gathers.
  *
+ * Lines logged by workers and the committer are kept (log_defer) until
+ * their jobs are handed on, so a write to the log never delays a reply.
+ *
  * Checkpoints: the committer's commits never copy the WAL into the
  * database (lib/db.h "Checkpoints off the commit path"). When its WAL is
  * long enough it asks the checkpointer thread, which runs the checkpoint
@@ -279,6 +282,7 @@ static void *committer_main(void *arg)
 {
     struct smtpd_pool *p = arg;
     pthread_setname_np(pthread_self(), "smtpd-commit");
+    log_defer(1);
     struct worker w = {.defer_checkpoints = true};
     struct deliver_pending *pv[SMTPD_COMMIT_BATCH_MAX];
     struct smtpd_job *jobs[SMTPD_COMMIT_BATCH_MAX];
@@ -325,11 +329,13 @@ static void *committer_main(void *arg)
         for (size_t i = 0; i < n; i++)
             jobs[i]->status = st[i];
         done_push(p, jobs, n);
+        log_flush();
         if (dc) /* dc holds a reference to cfg: alive though the jobs are gone */
             after_commit(p, dc, cfg);
     }
     if (w.dc)
         deliver_close(w.dc);
+    log_defer(0);
     return NULL;
 }
 
@@ -337,6 +343,7 @@ static void *worker_main(void *arg)
 {
     struct smtpd_pool *p = arg;
     pthread_setname_np(pthread_self(), "smtpd-worker");
+    log_defer(1);
     struct worker w = {0};
     for (;;) {
         pthread_mutex_lock(&p->lock);
@@ -354,12 +361,16 @@ static void *worker_main(void *arg)
 
         if (j->kind == JOB_RCPT)
             job_rcpt(&w, j);
-        else if (job_deliver(p, &w, j))
+        else if (job_deliver(p, &w, j)) {
+            log_flush();
             continue; /* the committer finishes it */
+        }
         done_push(p, &j, 1);
+        log_flush();
     }
     if (w.dc)
         deliver_close(w.dc);
+    log_defer(0);
     return NULL;
 }
 
