@@ -398,7 +398,8 @@ struct deliver_pending {
     int lock_fd;  /* shared flock from the first file to the commit */
     time_t received;
     uint64_t original_size;
-    uint64_t trace_len; /* bytes of our headers on top of the original part */
+    uint64_t message_size; /* of the message as it came (fstat once) */
+    uint64_t trace_len;    /* bytes of our headers on top of the original part */
     uint32_t flags;
     char queue_id[RAND_ID_LEN + 1];
 };
@@ -731,15 +732,15 @@ static enum sp_status item_open(struct deliver_pending *dl, struct item_out *it)
  * flush). */
 static enum sp_status copy_message(struct deliver_pending *dl, int fd, uint64_t *size)
 {
-    struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= DELIVER_MAP_MIN) {
-        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+    uint64_t total = dl->message_size;
+    if (total >= DELIVER_MAP_MIN) {
+        void *m = mmap(NULL, (size_t)total, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
         if (m != MAP_FAILED) {
-            int r = all_writers(dl, w_write, m, (size_t)st.st_size);
-            munmap(m, (size_t)st.st_size);
+            int r = all_writers(dl, w_write, m, (size_t)total);
+            munmap(m, (size_t)total);
             if (r < 0)
                 return status_from_errno(dl->io_error);
-            *size += (uint64_t)st.st_size;
+            *size += total;
             return SP_OK;
         }
     }
@@ -747,8 +748,12 @@ static enum sp_status copy_message(struct deliver_pending *dl, int fd, uint64_t 
     char *b = xmalloc(DELIVER_COPY_CHUNK);
     size_t used = 0; /* bytes of b that held message text, to wipe */
     off_t off = 0;
-    for (;;) {
-        ssize_t n = pread(fd, b, DELIVER_COPY_CHUNK, off);
+    /* The size deliver_prepare's fstat gave (the size checked against the
+     * limit; no read only to see the end). */
+    while ((uint64_t)off < total) {
+        size_t want = total - (uint64_t)off < DELIVER_COPY_CHUNK ? (size_t)(total - (uint64_t)off)
+                                                                 : DELIVER_COPY_CHUNK;
+        ssize_t n = pread(fd, b, want, off);
         if (n > 0 && (size_t)n > used)
             used = (size_t)n;
         if (n < 0 && errno == EINTR)
@@ -795,6 +800,9 @@ static enum sp_status seal_original(struct deliver_pending *dl, int fd, const ch
  * deliver_commit syncs it). */
 static enum sp_status item_finish(struct item_out *it)
 {
+    /* Every byte of the container went through the writer, from an empty
+     * file on: its offset is the file's size. */
+    it->file_size = vault_writer_offset(it->w);
     int r = vault_writer_free(it->w);
     it->w = NULL;
     if (r < 0 || fflush(it->f) != 0)
@@ -836,7 +844,7 @@ enum sp_status deliver_prepare(struct deliver_ctx *d, int fd, const struct rcpt 
         rand_id(queue_id);
     if (n == 0)
         return SP_NO_RCPTS;
-    if (fstat(fd, &st) < 0)
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
         return SP_TEMPFAIL;
     if ((uint64_t)st.st_size > d->cfg->message_size_limit) {
         msg_info("%s: status=refused, reason=too_big, size=%lld", queue_id, (long long)st.st_size);
@@ -847,6 +855,7 @@ enum sp_status deliver_prepare(struct deliver_ctx *d, int fd, const struct rcpt 
     dl->d = d;
     dl->next_index = VAULT_PART_ORIGINAL + 1;
     dl->received = time(NULL);
+    dl->message_size = (uint64_t)st.st_size;
     memcpy(dl->queue_id, queue_id, sizeof(dl->queue_id));
     /* Our own descriptor (flock belongs to the open file description), held
      * until the pending is committed or dropped, whichever thread does it. */
@@ -859,7 +868,7 @@ enum sp_status deliver_prepare(struct deliver_ctx *d, int fd, const struct rcpt 
     /* The isolated parse starts now: the child parses while this thread
      * seals the original, and its records are taken after that. */
     struct mime_limits lim = parser_limits(d->cfg);
-    struct mime_parse *mp = mime_parse_start(fd, &lim);
+    struct mime_parse *mp = mime_parse_start(fd, dl->message_size, &lim);
     dl->items = xcalloc(n, sizeof(*dl->items));
     dl->n = n;
     for (size_t i = 0; i < n && s == SP_OK; i++) {
@@ -934,15 +943,13 @@ enum sp_status deliver_prepare(struct deliver_ctx *d, int fd, const struct rcpt 
 static enum sp_status item_sync(const char *qid, struct item_out *it)
 {
     int fd = fileno(it->f);
-    struct stat st;
     /* Never retried: a failed fsync may have dropped the dirty pages, a
      * second one would succeed on nothing (RULES.md 1). */
-    if (fsync(fd) < 0 || fstat(fd, &st) < 0) {
+    if (fsync(fd) < 0) {
         int e = errno;
         msg_error("%s: fsync %s: %s", qid, it->path, strerror(e));
         return status_from_errno(e);
     }
-    it->file_size = (uint64_t)st.st_size;
     FILE *f = it->f;
     it->f = NULL;
     int r = fclose(f);

@@ -108,9 +108,10 @@ uint32_t mime_parse_isolated(int fd, const struct mime_limits *lim, const struct
  * on a full socket until then), and frees mp. A caller that gives up in
  * between calls mime_parse_abandon (kills the child). fd must stay open
  * and unchanged until one of the two; the child never moves its offset.
+ * size: the message's size when the caller knows it already, else 0.
  */
 struct mime_parse;
-struct mime_parse *mime_parse_start(int fd, const struct mime_limits *lim);
+struct mime_parse *mime_parse_start(int fd, uint64_t size, const struct mime_limits *lim);
 uint32_t mime_parse_finish(struct mime_parse *mp, const struct mime_sink *sink, int *sink_err);
 void mime_parse_abandon(struct mime_parse *mp);
 

@@ -933,6 +933,9 @@ struct pool_child {
     int away;                     /* the CPU it was last kept off, or -1 */
     bool have_clock;              /* clock: its CPU clock */
     clockid_t clock;
+    bool budget_set;     /* its CPU limit was set from a reading of clock: */
+    int64_t cpu_ns;      /* the CPU time read then */
+    int64_t cpu_read_ns; /* and when (CLOCK_MONOTONIC) */
 };
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -1247,16 +1250,46 @@ static int pool_send(struct pool_child *c, int fd, const struct mime_limits *lim
     return n == (ssize_t)sizeof(req) ? 0 : -1;
 }
 
-/* This message's CPU budget: what the child used so far plus cpu_seconds.
- * If its clock cannot be read, the child parses this message only. */
+#define NS_PER_SEC 1000000000LL
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
+}
+
+/*
+ * This message's CPU budget: the whole seconds the child used so far, plus
+ * one, plus cpu_seconds (RLIMIT_CPU counts whole seconds). The limit set
+ * for an earlier message is this very one while the child cannot have
+ * reached its next whole second since it was read: the child runs one
+ * thread (its filter allows no clone), so its CPU time grows no faster
+ * than the wall clock. Then neither the clock read nor the prlimit is
+ * needed (two calls a message, made about once a second instead).
+ * If its clock cannot be read, the child parses this message only.
+ */
 static void pool_cpu_budget(struct pool_child *c, const struct mime_limits *lim)
 {
     struct timespec ts;
     rlim_t cpu = lim->cpu_seconds > 0 ? (rlim_t)lim->cpu_seconds : 1;
+    if (c->have_clock && c->budget_set) {
+        int64_t upper = c->cpu_ns + (mono_ns() - c->cpu_read_ns);
+        if (upper / NS_PER_SEC == c->cpu_ns / NS_PER_SEC)
+            return;
+    }
+    c->budget_set = false;
+    int64_t read_at = mono_ns(); /* before the reading: an upper bound later */
     if (c->have_clock && clock_gettime(c->clock, &ts) == 0) {
         struct rlimit rl = {(rlim_t)ts.tv_sec + 1 + cpu, RLIM_INFINITY};
-        if (prlimit(c->pid, RLIMIT_CPU, &rl, NULL) == 0)
+        if (prlimit(c->pid, RLIMIT_CPU, &rl, NULL) == 0) {
+            /* Not for a fresh child: it sets its start-up limit itself
+             * and may do so after this. */
+            c->budget_set = c->uses > 0;
+            c->cpu_ns = (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
+            c->cpu_read_ns = read_at;
             return;
+        }
     }
     if (c->uses == 0)
         return;                  /* a fresh child: its start-up limit is this budget */
@@ -1266,7 +1299,8 @@ static void pool_cpu_budget(struct pool_child *c, const struct mime_limits *lim)
 struct mime_parse {
     struct pool_child *c; /* NULL: none could be started */
     struct mime_limits lim;
-    int fd; /* the message */
+    int fd;        /* the message */
+    uint64_t size; /* its size, 0 if not known yet */
 };
 
 /*
@@ -1288,11 +1322,12 @@ static void pool_child_elsewhere(struct pool_child *c)
         c->away = cpu;
 }
 
-struct mime_parse *mime_parse_start(int fd, const struct mime_limits *lim)
+struct mime_parse *mime_parse_start(int fd, uint64_t size, const struct mime_limits *lim)
 {
     struct mime_parse *mp = xcalloc(1, sizeof(*mp));
     mp->lim = *lim;
     mp->fd = fd;
+    mp->size = size;
     /* An idle child may have died since it was put back; the request then
      * fails before it parsed anything, and a new child gets the message. */
     struct pool_child *c = pool_get(lim);
@@ -1327,7 +1362,7 @@ void mime_parse_abandon(struct mime_parse *mp)
 uint32_t mime_parse_isolated(int fd, const struct mime_limits *lim, const struct mime_sink *sink,
                              int *sink_err)
 {
-    return mime_parse_finish(mime_parse_start(fd, lim), sink, sink_err);
+    return mime_parse_finish(mime_parse_start(fd, 0, lim), sink, sink_err);
 }
 
 uint32_t mime_parse_finish(struct mime_parse *mp, const struct mime_sink *sink, int *sink_err)
@@ -1338,7 +1373,9 @@ uint32_t mime_parse_finish(struct mime_parse *mp, const struct mime_sink *sink, 
     r.sink = sink;
     r.fd = mp->fd;
     struct stat st;
-    if (fstat(mp->fd, &st) == 0 && st.st_size > 0)
+    if (mp->size > 0)
+        r.msg_size = mp->size;
+    else if (fstat(mp->fd, &st) == 0 && st.st_size > 0)
         r.msg_size = (uint64_t)st.st_size;
     r.header_size =
         lim->header_size < MIME_HEADER_SIZE_MAX ? (size_t)lim->header_size : MIME_HEADER_SIZE_MAX;
