@@ -245,6 +245,7 @@ enum sp_status deliver_rcpt_check(struct deliver_ctx *d, const char *address, ui
 {
     char *local = NULL, *tag = NULL, *domain = NULL;
     struct db_user u = {0};
+    bool rd = false; /* a read transaction is open */
     enum sp_status s = address_split(address, &local, &tag, &domain);
     memset(out, 0, sizeof(*out));
     if (s != SP_OK)
@@ -253,6 +254,8 @@ enum sp_status deliver_rcpt_check(struct deliver_ctx *d, const char *address, ui
         s = SP_RELAY_DENIED;
         goto done;
     }
+    /* The address, its user and the user's usage from one snapshot. */
+    rd = db_read_begin(d->db);
     enum db_rc r;
     if (strcmp(local, "postmaster") == 0 || strcmp(local, "abuse") == 0) {
         r = d->cfg->postmaster ? db_user_get(d->db, d->cfg->postmaster, &u) : DB_NOTFOUND;
@@ -288,6 +291,8 @@ enum sp_status deliver_rcpt_check(struct deliver_ctx *d, const char *address, ui
     out->user_name = xstrdup(u.name);
     memcpy(out->public_key, u.public_key, sizeof(out->public_key));
 done:
+    if (rd)
+        db_read_end(d->db);
     db_user_clear(&u);
     free(local);
     free(tag);

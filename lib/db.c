@@ -30,6 +30,7 @@
 #define ITEM_COLS "id, user_id, received, size, blob, sealed_key, meta"
 
 static const char SQL_BEGIN[] = "BEGIN IMMEDIATE";
+static const char SQL_BEGIN_READ[] = "BEGIN DEFERRED";
 static const char SQL_COMMIT[] = "COMMIT";
 static const char SQL_ROLLBACK[] = "ROLLBACK";
 static const char SQL_USER_INSERT[] =
@@ -344,6 +345,20 @@ void db_rollback(struct db *db)
 {
     if (!sqlite3_get_autocommit(db->h))
         (void)db_stmt_exec(db, db_stmt(db, SQL_ROLLBACK), "rollback");
+}
+
+bool db_read_begin(struct db *db)
+{
+    if (!sqlite3_get_autocommit(db->h))
+        return false;
+    return db_stmt_exec(db, db_stmt(db, SQL_BEGIN_READ), "begin read") == DB_OK;
+}
+
+void db_read_end(struct db *db)
+{
+    /* Nothing was written: a failed COMMIT still leaves a rollback. */
+    if (db_stmt_exec(db, db_stmt(db, SQL_COMMIT), "end read") != DB_OK)
+        db_rollback(db);
 }
 
 /* ---- users ---- */

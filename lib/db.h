@@ -48,6 +48,15 @@ int db_schema_version(struct db *db);
 enum db_rc db_begin(struct db *db) __attribute__((warn_unused_result));
 enum db_rc db_commit(struct db *db) __attribute__((warn_unused_result));
 void db_rollback(struct db *db);
+/*
+ * Several lookups in one read transaction: one snapshot, and the WAL's
+ * read lock taken and dropped once instead of per statement. BEGIN
+ * DEFERRED takes no lock itself (the first read does, and may say
+ * DB_BUSY as it would alone). Returns false, starting nothing, when a
+ * transaction is open already; db_read_end ends one that was started.
+ */
+bool db_read_begin(struct db *db);
+void db_read_end(struct db *db);
 
 /*
  * Checkpoints off the commit path. SQLite's own checkpoint runs inside the

@@ -350,6 +350,46 @@ static void test_deferred_checkpoints(void **state)
 /* A bind whose copy cannot be allocated leaves the parameter NULL, and the
  * statement would still run: a lookup of an existing address would say
  * "no such address" (a permanent 5.1.1 for a lack of memory). */
+/* db_read_begin: lookups see one snapshot until db_read_end; inside an
+ * open transaction it starts nothing. */
+static void test_read_snapshot(void **state)
+{
+    (void)state;
+    char *p = xasprintf("%s/snapshot.db", dir);
+    struct db *reader, *writer;
+    assert_int_equal(db_open(p, &reader), DB_OK);
+    assert_int_equal(db_open(p, &writer), DB_OK);
+    struct db_user u;
+    make_user(&u, "snap");
+    assert_int_equal(db_user_insert(writer, &u), DB_OK);
+    int64_t uid = 0;
+    int retired = 0;
+
+    assert_true(db_read_begin(reader));
+    assert_int_equal(db_address_lookup(reader, "new@mailin.test", &uid, &retired), DB_NOTFOUND);
+    /* Committed by another connection meanwhile: not in this snapshot. */
+    assert_int_equal(db_address_insert(writer, "new@mailin.test", u.id), DB_OK);
+    assert_int_equal(db_address_lookup(reader, "new@mailin.test", &uid, &retired), DB_NOTFOUND);
+    db_read_end(reader);
+    /* A statement on its own sees it. */
+    assert_int_equal(db_address_lookup(reader, "new@mailin.test", &uid, &retired), DB_OK);
+    assert_int_equal(uid, u.id);
+
+    /* Within a write transaction: nothing started, the transaction stays. */
+    assert_int_equal(db_begin(reader), DB_OK);
+    assert_false(db_read_begin(reader));
+    assert_int_equal(db_commit(reader), DB_OK);
+    /* Ended: another read transaction and a write one can start. */
+    assert_true(db_read_begin(reader));
+    db_read_end(reader);
+    assert_int_equal(db_begin(reader), DB_OK);
+    db_rollback(reader);
+
+    db_close(writer);
+    db_close(reader);
+    free(p);
+}
+
 static void test_failed_bind(void **state)
 {
     (void)state;
@@ -399,7 +439,7 @@ int main(void)
         cmocka_unit_test(test_open_and_reopen), cmocka_unit_test(test_users_and_addresses),
         cmocka_unit_test(test_items),           cmocka_unit_test(test_usage_migration),
         cmocka_unit_test(test_events),          cmocka_unit_test(test_deferred_checkpoints),
-        cmocka_unit_test(test_failed_bind),
+        cmocka_unit_test(test_failed_bind),     cmocka_unit_test(test_read_snapshot),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
