@@ -849,8 +849,16 @@ enum sp_status deliver_prepare(struct deliver_ctx *d, int fd, const struct rcpt 
         rand_id(queue_id);
     if (n == 0)
         return SP_NO_RCPTS;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+    /* Both callers hand over a memfd: either failure is a bug, not a bad
+     * message. */
+    if (fstat(fd, &st) < 0) {
+        msg_error("%s: fstat of the message: %s", queue_id, strerror(errno));
         return SP_TEMPFAIL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        msg_error("%s: the message is not in a regular file", queue_id);
+        return SP_TEMPFAIL;
+    }
     if ((uint64_t)st.st_size > d->cfg->message_size_limit) {
         msg_info("%s: status=refused, reason=too_big, size=%lld", queue_id, (long long)st.st_size);
         return SP_TOO_BIG;

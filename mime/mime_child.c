@@ -619,11 +619,19 @@ void mime_child_entry(int argc, char **argv)
 
 /* ---------- parent ---------- */
 
-static int64_t now_ms(void)
+#define NS_PER_SEC 1000000000LL
+#define NS_PER_MS 1000000LL
+
+static int64_t mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
+}
+
+static int64_t now_ms(void)
+{
+    return mono_ns() / NS_PER_MS;
 }
 
 enum read_result { READ_OK, READ_EOF, READ_TIMEOUT, READ_ERROR };
@@ -1248,15 +1256,6 @@ static int pool_send(struct pool_child *c, int fd, const struct mime_limits *lim
     while ((n = sendmsg(c->sock, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
         ;
     return n == (ssize_t)sizeof(req) ? 0 : -1;
-}
-
-#define NS_PER_SEC 1000000000LL
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
 }
 
 /*
