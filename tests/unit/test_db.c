@@ -350,6 +350,40 @@ static void test_deferred_checkpoints(void **state)
 /* A bind whose copy cannot be allocated leaves the parameter NULL, and the
  * statement would still run: a lookup of an existing address would say
  * "no such address" (a permanent 5.1.1 for a lack of memory). */
+static void test_failed_bind(void **state)
+{
+    (void)state;
+    struct db *db;
+    assert_int_equal(db_open(path, &db), DB_OK);
+    struct db_user u;
+    make_user(&u, "bindy");
+    assert_int_equal(db_user_insert(db, &u), DB_OK);
+    char addr[FAIL_MIN_BYTES + 100];
+    memset(addr, 'b', sizeof(addr) - 1);
+    addr[sizeof(addr) - 1] = '\0';
+    memcpy(addr + sizeof(addr) - 1 - strlen("@mailin.test"), "@mailin.test",
+           strlen("@mailin.test"));
+    assert_int_equal(db_address_insert(db, addr, u.id), DB_OK);
+    int64_t uid = 0;
+    int retired = -1;
+    assert_int_equal(db_address_lookup(db, addr, &uid, &retired), DB_OK);
+
+    fail_armed = 1;
+    assert_int_equal(db_address_lookup(db, addr, &uid, &retired), DB_ERR);
+    assert_int_equal(fail_armed, 0); /* the fault was the bind's copy */
+    /* The statement is usable again at once. */
+    uid = 0;
+    assert_int_equal(db_address_lookup(db, addr, &uid, &retired), DB_OK);
+    assert_int_equal(uid, u.id);
+
+    /* A write: an address whose bind failed is not inserted as NULL. */
+    addr[0] = 'c';
+    fail_armed = 1;
+    assert_int_equal(db_address_insert(db, addr, u.id), DB_ERR);
+    assert_int_equal(db_address_lookup(db, addr, &uid, &retired), DB_NOTFOUND);
+    db_close(db);
+}
+
 /* db_read_begin: lookups see one snapshot until db_read_end; inside an
  * open transaction it starts nothing. */
 static void test_read_snapshot(void **state)
@@ -388,40 +422,6 @@ static void test_read_snapshot(void **state)
     db_close(writer);
     db_close(reader);
     free(p);
-}
-
-static void test_failed_bind(void **state)
-{
-    (void)state;
-    struct db *db;
-    assert_int_equal(db_open(path, &db), DB_OK);
-    struct db_user u;
-    make_user(&u, "bindy");
-    assert_int_equal(db_user_insert(db, &u), DB_OK);
-    char addr[FAIL_MIN_BYTES + 100];
-    memset(addr, 'b', sizeof(addr) - 1);
-    addr[sizeof(addr) - 1] = '\0';
-    memcpy(addr + sizeof(addr) - 1 - strlen("@mailin.test"), "@mailin.test",
-           strlen("@mailin.test"));
-    assert_int_equal(db_address_insert(db, addr, u.id), DB_OK);
-    int64_t uid = 0;
-    int retired = -1;
-    assert_int_equal(db_address_lookup(db, addr, &uid, &retired), DB_OK);
-
-    fail_armed = 1;
-    assert_int_equal(db_address_lookup(db, addr, &uid, &retired), DB_ERR);
-    assert_int_equal(fail_armed, 0); /* the fault was the bind's copy */
-    /* The statement is usable again at once. */
-    uid = 0;
-    assert_int_equal(db_address_lookup(db, addr, &uid, &retired), DB_OK);
-    assert_int_equal(uid, u.id);
-
-    /* A write: an address whose bind failed is not inserted as NULL. */
-    addr[0] = 'c';
-    fail_armed = 1;
-    assert_int_equal(db_address_insert(db, addr, u.id), DB_ERR);
-    assert_int_equal(db_address_lookup(db, addr, &uid, &retired), DB_NOTFOUND);
-    db_close(db);
 }
 
 int main(void)
